@@ -1,0 +1,36 @@
+"""tokenmill: raw text corpora -> sharded pre-training examples (TFRecord + Parquet) with Apache Beam."""
+
+from setuptools import find_packages, setup
+
+PACKAGES = ("pipelines", "transforms", "schemas", "runners", "readers")
+
+setup(
+    name="tokenmill",
+    version="0.1.0",
+    description=__doc__,
+    long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else __doc__,
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=[p for name in PACKAGES for p in (name, f"{name}.*")]),
+    package_data={"runners": ["flex_template/*"]},
+    install_requires=[
+        "apache-beam>=2.77,<2.78",
+        "sentencepiece>=0.2.1,<0.3",
+        "pyarrow>=15,<27",
+        "numpy>=1.26,<3",
+        "tfrecord>=1.14,<2",
+        "crc32c>=2.4,<3",
+        "zstandard>=0.22,<1",
+    ],
+    extras_require={
+        "gcp": ["apache-beam[gcp]>=2.77,<2.78"],
+        "tf": ["tensorflow-cpu>=2.16,<3"],
+        "test": [
+            "apache-beam[gcp]>=2.77,<2.78",
+            "tensorflow-cpu>=2.16,<3",
+            "pytest>=8",
+            "psutil>=5.9",
+        ],
+    },
+    entry_points={"console_scripts": ["tokenmill=pipelines.cli:main"]},
+)

@@ -1,0 +1,1 @@
+"""Pipeline steps. Modules under `transforms.objectives` and the codecs import without Beam."""

@@ -1,0 +1,132 @@
+"""Tokenized documents in bulk: the element that flows between pipeline stages.
+
+A `DocBatch` holds many documents as a few flat numpy arrays (one token array,
+offsets for sentences and documents), so Beam moves and pickles a handful of
+large buffers instead of millions of small objects, and objectives slice them
+with numpy. Every document has at least one sentence and one token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable, Sequence
+
+import numpy as np
+
+
+def gather_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Indices of the concatenated ranges [starts[i], ends[i]) without a Python loop."""
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(ends, dtype=np.int64) - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    out_starts = np.cumsum(lengths) - lengths
+    return np.repeat(starts - out_starts, lengths) + np.arange(total, dtype=np.int64)
+
+
+@dataclasses.dataclass
+class DocBatch:
+    """Documents in bulk.
+
+    key_hash, content_hash: uint64 [n] — hash of the doc key, hash of its text.
+    tokens: int32 [T] — every sentence's token ids, concatenated.
+    sentence_offsets: int64 [S + 1] — sentence s is tokens[o[s]:o[s+1]].
+    doc_offsets: int64 [n + 1] — document d is sentences doc_offsets[d]:doc_offsets[d+1].
+    """
+
+    key_hash: np.ndarray
+    content_hash: np.ndarray
+    tokens: np.ndarray
+    sentence_offsets: np.ndarray
+    doc_offsets: np.ndarray
+
+    @classmethod
+    def empty(cls) -> "DocBatch":
+        return cls(
+            np.zeros(0, np.uint64),
+            np.zeros(0, np.uint64),
+            np.zeros(0, np.int32),
+            np.zeros(1, np.int64),
+            np.zeros(1, np.int64),
+        )
+
+    @classmethod
+    def from_token_lists(
+        cls,
+        docs: Sequence[Sequence[Sequence[int]]],
+        key_hash: Sequence[int] | None = None,
+        content_hash: Sequence[int] | None = None,
+    ) -> "DocBatch":
+        """Build from nested lists: docs[d][s] is sentence s of document d (for tests and small callers)."""
+        sentences = [np.asarray(s, dtype=np.int32) for doc in docs for s in doc]
+        sentence_lengths = np.array([len(s) for s in sentences], dtype=np.int64)
+        n = len(docs)
+        return cls(
+            np.asarray(key_hash if key_hash is not None else np.arange(n), dtype=np.uint64),
+            np.asarray(content_hash if content_hash is not None else np.arange(n), dtype=np.uint64),
+            np.concatenate(sentences) if sentences else np.zeros(0, np.int32),
+            np.concatenate([[0], np.cumsum(sentence_lengths)]).astype(np.int64),
+            np.concatenate([[0], np.cumsum([len(doc) for doc in docs])]).astype(np.int64),
+        )
+
+    @property
+    def num_docs(self) -> int:
+        return int(self.key_hash.shape[0])
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.tokens.shape[0])
+
+    def doc_token_offsets(self) -> np.ndarray:
+        """int64 [n + 1]: document d is tokens[t[d]:t[d+1]]."""
+        return self.sentence_offsets[self.doc_offsets]
+
+    def doc_lengths(self) -> np.ndarray:
+        return np.diff(self.doc_token_offsets())
+
+    def doc_tokens(self, d: int) -> np.ndarray:
+        t = self.sentence_offsets[self.doc_offsets[d : d + 2]]
+        return self.tokens[t[0] : t[1]]
+
+    def doc_sentences(self, d: int) -> list[np.ndarray]:
+        o = self.sentence_offsets[self.doc_offsets[d] : self.doc_offsets[d + 1] + 1]
+        return [self.tokens[o[i] : o[i + 1]] for i in range(len(o) - 1)]
+
+    def take(self, indices: np.ndarray) -> "DocBatch":
+        """The documents at `indices`, in that order."""
+        indices = np.asarray(indices, dtype=np.int64)
+        s_start, s_end = self.doc_offsets[indices], self.doc_offsets[indices + 1]
+        sentence_index = gather_ranges(s_start, s_end)
+        lengths = np.diff(self.sentence_offsets)[sentence_index]
+        token_index = gather_ranges(self.sentence_offsets[sentence_index], self.sentence_offsets[sentence_index + 1])
+        return DocBatch(
+            self.key_hash[indices],
+            self.content_hash[indices],
+            self.tokens[token_index],
+            np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            np.concatenate([[0], np.cumsum(s_end - s_start)]).astype(np.int64),
+        )
+
+    def sorted(self) -> "DocBatch":
+        """Documents in key order: the canonical order every objective sees.
+
+        Ties (same key) are broken by the content hash; identical keys and
+        contents are identical documents, so their order cannot matter.
+        """
+        return self.take(np.lexsort((self.content_hash, self.key_hash)))
+
+    @staticmethod
+    def concat(batches: Iterable["DocBatch"]) -> "DocBatch":
+        batches = [b for b in batches if b.num_docs]
+        if not batches:
+            return DocBatch.empty()
+        sentence_base = np.cumsum([0] + [b.num_tokens for b in batches[:-1]])
+        doc_base = np.cumsum([0] + [len(b.sentence_offsets) - 1 for b in batches[:-1]])
+        return DocBatch(
+            np.concatenate([b.key_hash for b in batches]),
+            np.concatenate([b.content_hash for b in batches]),
+            np.concatenate([b.tokens for b in batches]),
+            np.concatenate([[0]] + [b.sentence_offsets[1:] + base for b, base in zip(batches, sentence_base)]).astype(np.int64),
+            np.concatenate([[0]] + [b.doc_offsets[1:] + base for b, base in zip(batches, doc_base)]).astype(np.int64),
+        )

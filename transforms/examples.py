@@ -1,0 +1,67 @@
+"""Run the objective on each hash bucket and route its examples to shards."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable, Mapping
+
+import apache_beam as beam
+import numpy as np
+
+from transforms.counters import emit_counters
+from transforms.documents import DocBatch
+from transforms.keys import example_keys, name_code, rng_for
+from transforms.objectives.base import Objective
+
+
+@dataclasses.dataclass
+class KeyedExamples:
+    """Examples with their 64-bit keys; a shard sorts its examples by key."""
+
+    keys: np.ndarray
+    features: dict[str, np.ndarray]
+
+    def take(self, index: np.ndarray) -> "KeyedExamples":
+        return KeyedExamples(self.keys[index], {k: v[index] for k, v in self.features.items()})
+
+    @staticmethod
+    def concat_sorted(parts: Iterable["KeyedExamples"], names: list[str]) -> "KeyedExamples":
+        """All parts in key order: the same order whatever order the parts arrive in."""
+        parts = [p for p in parts if p is not None and p.keys.size]
+        if not parts:
+            return KeyedExamples(np.zeros(0, np.uint64), {})
+        keys = np.concatenate([p.keys for p in parts])
+        order = np.argsort(keys, kind="stable")
+        if keys.size > 1 and np.any(keys[order][1:] == keys[order][:-1]):
+            raise ValueError("duplicate example keys: two buckets produced the same key")
+        return KeyedExamples(keys[order], {n: np.concatenate([p.features[n] for p in parts])[order] for n in names})
+
+
+def build_bucket(objective: Objective, seed: int, split: str, bucket: int, docs: DocBatch):
+    """The objective's examples and counters for one bucket, with their keys; pure."""
+    docs = docs.sorted()
+    rng = rng_for(seed, name_code(objective.name), name_code(split), bucket)
+    examples = objective.build(docs, rng)
+    size = objective.schema.check(examples.features) if examples.features else 0
+    keys = example_keys(seed, objective.name, split, bucket, size)
+    counters = {"documents_used": docs.num_docs, **{f"objective/{k}": v for k, v in examples.counters.items()}}
+    return KeyedExamples(keys, examples.features), counters
+
+
+class MakeExamples(beam.DoFn):
+    """((split, bucket), [DocBatch]) in; ((split, shard), KeyedExamples) out."""
+
+    def __init__(self, objective: Objective, seed: int, num_shards: Mapping[str, int]):
+        self._objective = objective
+        self._seed = seed
+        self._num_shards = dict(num_shards)
+
+    def process(self, element):
+        (split, bucket), batches = element
+        examples, counters = build_bucket(self._objective, self._seed, split, bucket, DocBatch.concat(batches))
+        yield from emit_counters(counters)
+        if not examples.keys.size:
+            return
+        shard = (examples.keys % np.uint64(self._num_shards[split])).astype(np.int64)
+        for s in np.unique(shard).tolist():
+            yield (split, s), examples.take(np.flatnonzero(shard == s))

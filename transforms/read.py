@@ -1,0 +1,400 @@
+"""Read input files into documents; anything unusable becomes a dead letter.
+
+Input formats (SPEC §1): JSON lines (`jsonl`), Parquet, and plain text in
+BERT's format (`text`: one sentence a line, a blank line between documents),
+optionally `.gz` or `.zst` compressed. Files are read through Beam's
+FileSystems, so `gs://` and every other registered scheme work.
+
+A *record* is one JSON line, one Parquet row or one text document. Every
+record read ends as exactly one of: a `Document`, or a `DeadLetter` with a
+reason. A truncated compressed file adds one dead letter for the lost tail,
+and a file that cannot be opened or decoded at all adds one for the file; so
+records read = documents + dead letters, always.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import dataclasses
+import hashlib
+import json
+import zlib
+from typing import Any, Callable, Iterator
+
+import apache_beam as beam
+
+from transforms.counters import emit_counters
+from transforms.progress import ProgressFile
+
+READ_FORMATS = ("jsonl", "text", "parquet")
+COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
+_FORMAT_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".txt": "text", ".text": "text", ".parquet": "parquet"}
+
+# Dead-letter reasons.
+INVALID_UTF8 = "invalid_utf8"
+MALFORMED_JSON = "malformed_json"
+NOT_AN_OBJECT = "not_a_json_object"
+MISSING_TEXT = "missing_text_field"
+TEXT_NOT_STRING = "text_not_string"
+INVALID_ID = "invalid_id"
+EMPTY_DOCUMENT = "empty_document"
+TOO_LARGE = "document_too_large"
+TRUNCATED_FILE = "truncated_file"
+UNREADABLE_FILE = "unreadable_file"
+NO_TOKENS = "no_tokens"
+
+_BLOCK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """How to turn records into documents."""
+
+    text_field: str = "text"
+    id_field: str | None = "id"
+    max_document_bytes: int = 8 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadRange:
+    """A unit of reading work: bytes [start, end) of an uncompressed JSONL file,
+    row groups [start, end) of a Parquet file, or a whole file (end None)."""
+
+    path: str
+    format: str
+    compression: str | None
+    start: int = 0
+    end: int | None = None
+    size: int = 0  # bytes this range stands for, for progress
+
+
+@dataclasses.dataclass
+class Document:
+    key: str
+    text: str
+    sentences: list[str] | None = None
+    source: str = ""
+    offset: int = 0
+
+
+@dataclasses.dataclass
+class DeadLetter:
+    source: str
+    offset: int
+    reason: str
+    raw: bytes
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """One line of `errors/*.jsonl`: the raw record, as text when it is valid UTF-8."""
+        out: dict[str, Any] = {"source": self.source, "offset": self.offset, "reason": self.reason}
+        if self.detail:
+            out["detail"] = self.detail
+        try:
+            out["record"] = self.raw.decode("utf-8")
+        except UnicodeDecodeError:
+            out["record_base64"] = base64.b64encode(self.raw).decode("ascii")
+        return out
+
+
+def infer_format(path: str, fmt: str = "auto") -> tuple[str, str | None]:
+    """(format, compression) of a path; `fmt` overrides the format, never the compression."""
+    name = path.rsplit("/", 1)[-1].lower()
+    compression = None
+    for suffix, kind in COMPRESSIONS.items():
+        if name.endswith(suffix):
+            compression, name = kind, name[: -len(suffix)]
+    if fmt != "auto":
+        return fmt, compression
+    for suffix, kind in _FORMAT_SUFFIXES.items():
+        if name.endswith(suffix):
+            return kind, compression
+    raise ValueError(
+        f"cannot tell the format of {path!r} from its name; pass --input-format {'|'.join(READ_FORMATS)}"
+    )
+
+
+def plan_ranges(path: str, size: int, fmt: str, compression: str | None, range_bytes: int, parquet_row_groups: int | None = None) -> list[ReadRange]:
+    """Split one file into ranges that workers read in parallel.
+
+    Uncompressed JSONL splits by bytes (a line belongs to the range holding its
+    first byte); Parquet by row groups; everything else is read whole.
+    """
+    if fmt == "jsonl" and compression is None and size > range_bytes:
+        return [ReadRange(path, fmt, None, s, min(s + range_bytes, size), min(range_bytes, size - s)) for s in range(0, size, range_bytes)]
+    if fmt == "parquet" and parquet_row_groups and parquet_row_groups > 1:
+        return [ReadRange(path, fmt, compression, g, g + 1, size // parquet_row_groups) for g in range(parquet_row_groups)]
+    return [ReadRange(path, fmt, compression, size=size)]
+
+
+class _Truncated(Exception):
+    """The compressed stream ended before its end marker."""
+
+
+def _decompressed_blocks(raw: Any, compression: str | None) -> Iterator[bytes]:
+    """Blocks of decompressed bytes; raises `_Truncated` if the stream stops early."""
+    if compression is None:
+        while block := raw.read(_BLOCK):
+            yield block
+        return
+    if compression == "gzip":
+        new = lambda: zlib.decompressobj(wbits=47)  # noqa: E731  gzip or zlib header, auto-detected
+    else:
+        import zstandard
+
+        dctx = zstandard.ZstdDecompressor()
+        new = dctx.decompressobj
+    decoder, pending = new(), False
+    while block := raw.read(_BLOCK):
+        while block:
+            out = decoder.decompress(block)
+            pending = True
+            if out:
+                yield out
+            if decoder.eof:
+                block, decoder, pending = decoder.unused_data, new(), False
+            else:
+                block = b""
+    if pending:
+        if compression == "gzip":
+            tail = decoder.flush()
+            if tail:
+                yield tail
+        raise _Truncated()
+
+
+class _PartialRecord(Exception):
+    """A truncated stream ended inside a record: its bytes so far, and where it began."""
+
+    def __init__(self, offset: int, raw: bytes):
+        super().__init__(offset)
+        self.offset, self.raw = offset, raw
+
+
+def _lines(blocks: Iterator[bytes], offset: int = 0) -> Iterator[tuple[int, bytes]]:
+    """(offset, line without its newline) over decompressed blocks."""
+    rest = b""
+    try:
+        for block in blocks:
+            parts = (rest + block).split(b"\n")
+            rest = parts.pop()
+            for line in parts:
+                yield offset, line
+                offset += len(line) + 1
+    except _Truncated:
+        raise _PartialRecord(offset, rest) from None
+    if rest:
+        yield offset, rest
+
+
+def iter_records(rng: ReadRange, open_file: Callable[[str], Any]) -> Iterator[tuple[int, bytes] | DeadLetter]:
+    """Raw records of a JSONL or text range as (offset, bytes), or dead letters for damage.
+
+    JSONL offsets are byte offsets in the decompressed file; text offsets are
+    the line number where the document starts.
+    """
+    try:
+        raw = open_file(rng.path)
+    except Exception as e:  # noqa: BLE001 — a file we cannot open is dead-lettered, the run goes on
+        yield DeadLetter(rng.path, rng.start, UNREADABLE_FILE, b"", f"{type(e).__name__}: {e}")
+        return
+    records = _jsonl_records(raw, rng) if rng.format == "jsonl" else _text_documents(raw, rng.compression)
+    offset = rng.start
+    try:
+        with raw:
+            for offset, record in records:
+                yield offset, record
+    except _PartialRecord as e:
+        yield DeadLetter(rng.path, e.offset, TRUNCATED_FILE, e.raw, f"the {rng.compression} stream ends inside this record")
+    except Exception as e:  # noqa: BLE001 — corrupt compressed data and the like
+        yield DeadLetter(rng.path, offset, UNREADABLE_FILE, b"", f"after offset {offset}: {type(e).__name__}: {e}")
+
+
+def _jsonl_records(raw: Any, rng: ReadRange) -> Iterator[tuple[int, bytes]]:
+    start = rng.start
+    if start > 0:
+        raw.seek(start - 1)
+        start += len(raw.readline()) - 1
+    for offset, line in _lines(_decompressed_blocks(raw, rng.compression), start):
+        if rng.end is not None and offset >= rng.end:
+            return
+        if line.strip():
+            yield offset, line
+
+
+def _text_documents(raw: Any, compression: str | None) -> Iterator[tuple[int, bytes]]:
+    """BERT format: runs of non-blank lines; offset = line number of the first line."""
+    doc: list[bytes] = []
+    first = number = 0
+    try:
+        for number, (_, line) in enumerate(_lines(_decompressed_blocks(raw, compression))):
+            if line.strip():
+                if not doc:
+                    first = number
+                doc.append(line)
+            elif doc:
+                yield first, b"\n".join(doc)
+                doc = []
+    except _PartialRecord as e:
+        raise _PartialRecord(first if doc else number + 1, b"\n".join(doc + [e.raw])) from None
+    if doc:
+        yield first, b"\n".join(doc)
+
+
+def _key(doc_id: Any, text: str) -> str:
+    return f"id:{doc_id}" if doc_id is not None else f"sha:{_content_key(text)}"
+
+
+def _content_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _checked_text(text: str, source: str, offset: int, raw: bytes, spec: InputSpec) -> DeadLetter | None:
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as e:
+        return DeadLetter(source, offset, INVALID_UTF8, raw, f"lone surrogate: {e.reason}")
+    if not text.strip():
+        return DeadLetter(source, offset, EMPTY_DOCUMENT, raw)
+    if size > spec.max_document_bytes:
+        return DeadLetter(source, offset, TOO_LARGE, raw, f"{size} bytes > --max-document-bytes {spec.max_document_bytes}")
+    return None
+
+
+def _checked_id(value: Any, source: str, offset: int, raw: bytes) -> tuple[Any, DeadLetter | None]:
+    if value is None or (isinstance(value, (str, int)) and not isinstance(value, bool)):
+        return value, None
+    return None, DeadLetter(source, offset, INVALID_ID, raw, f"id is a {type(value).__name__}")
+
+
+def parse_jsonl(source: str, offset: int, line: bytes, spec: InputSpec) -> Document | DeadLetter:
+    try:
+        obj = json.loads(line)
+    except UnicodeDecodeError as e:
+        return DeadLetter(source, offset, INVALID_UTF8, line, str(e))
+    except ValueError as e:
+        return DeadLetter(source, offset, MALFORMED_JSON, line, str(e))
+    if not isinstance(obj, dict):
+        return DeadLetter(source, offset, NOT_AN_OBJECT, line, f"a JSON {type(obj).__name__}")
+    if spec.text_field not in obj or obj[spec.text_field] is None:
+        return DeadLetter(source, offset, MISSING_TEXT, line, f"no {spec.text_field!r} field")
+    text = obj[spec.text_field]
+    if not isinstance(text, str):
+        return DeadLetter(source, offset, TEXT_NOT_STRING, line, f"{spec.text_field!r} is a {type(text).__name__}")
+    doc_id, bad = _checked_id(obj.get(spec.id_field) if spec.id_field else None, source, offset, line)
+    bad = bad or _checked_text(text, source, offset, line, spec)
+    return bad or Document(_key(doc_id, text), text, None, source, offset)
+
+
+def parse_text(source: str, line_number: int, raw: bytes, spec: InputSpec) -> Document | DeadLetter:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return DeadLetter(source, line_number, INVALID_UTF8, raw, str(e))
+    bad = _checked_text(text, source, line_number, raw, spec)
+    if bad:
+        return bad
+    sentences = [s.strip() for s in text.split("\n")]
+    return Document(_key(None, text), text, [s for s in sentences if s], source, line_number)
+
+
+def iter_parquet(rng: ReadRange, open_file: Callable[[str], Any], spec: InputSpec) -> Iterator[Document | DeadLetter]:
+    """Rows of the range's row groups; offsets are row numbers in the file."""
+    import pyarrow.parquet as pq
+
+    try:
+        handle = open_file(rng.path)
+        pf = pq.ParquetFile(handle)
+        groups = range(rng.start, rng.end if rng.end is not None else pf.num_row_groups)
+        first_row = sum(pf.metadata.row_group(g).num_rows for g in range(groups.start))
+        columns = [c for c in (spec.text_field, spec.id_field) if c and c in pf.schema_arrow.names]
+    except Exception as e:  # noqa: BLE001
+        yield DeadLetter(rng.path, rng.start, UNREADABLE_FILE, b"", f"{type(e).__name__}: {e}")
+        return
+    for g in groups:
+        try:
+            table = pf.read_row_group(g, columns=columns)
+        except Exception as e:  # noqa: BLE001
+            yield DeadLetter(rng.path, first_row, UNREADABLE_FILE, b"", f"row group {g}: {type(e).__name__}: {e}")
+            first_row += pf.metadata.row_group(g).num_rows
+            continue
+        n = table.num_rows
+        texts = table.column(spec.text_field).to_pylist() if spec.text_field in columns else [None] * n
+        ids = table.column(spec.id_field).to_pylist() if spec.id_field in columns else [None] * n
+        for i, (text, doc_id) in enumerate(zip(texts, ids)):
+            yield _parquet_row(rng.path, first_row + i, text, doc_id, spec)
+        first_row += n
+
+
+def _parquet_row(source: str, row: int, text: Any, doc_id: Any, spec: InputSpec) -> Document | DeadLetter:
+    raw = json.dumps({"text": text if isinstance(text, str) else repr(text), "id": repr(doc_id) if doc_id is not None else None}).encode()
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return DeadLetter(source, row, INVALID_UTF8, raw, str(e))
+    if text is None:
+        return DeadLetter(source, row, MISSING_TEXT, raw, f"no {spec.text_field!r} value")
+    if not isinstance(text, str):
+        return DeadLetter(source, row, TEXT_NOT_STRING, raw, f"{spec.text_field!r} is a {type(text).__name__}")
+    doc_id, bad = _checked_id(doc_id, source, row, raw)
+    bad = bad or _checked_text(text, source, row, raw, spec)
+    return bad or Document(_key(doc_id, text), text, None, source, row)
+
+
+def read_range(rng: ReadRange, open_file: Callable[[str], Any], spec: InputSpec) -> Iterator[Document | DeadLetter]:
+    """Every record of a range, as a document or a dead letter."""
+    if rng.format == "parquet":
+        yield from iter_parquet(rng, open_file, spec)
+        return
+    parse = parse_jsonl if rng.format == "jsonl" else parse_text
+    for item in iter_records(rng, open_file):
+        if isinstance(item, DeadLetter):
+            yield item
+        else:
+            yield parse(rng.path, item[0], item[1], spec)
+
+
+def open_raw(path: str):
+    """Open through Beam's FileSystems, without Beam's own decompression (we detect truncation ourselves)."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+class ReadDocuments(beam.DoFn):
+    """A `ReadRange` in; lists of `Document` out (batches for the tokenizer); dead letters on "dead"."""
+
+    def __init__(self, spec: InputSpec, batch_bytes: int = 1 << 20, progress_dir: str | None = None):
+        self._spec = spec
+        self._batch_bytes = batch_bytes
+        self._progress_dir = progress_dir
+
+    def setup(self):
+        self._progress = ProgressFile(self._progress_dir)
+
+    def process(self, rng: ReadRange):
+        counts: collections.Counter[str] = collections.Counter()
+        batch: list[Document] = []
+        size = 0
+        for item in read_range(rng, open_raw, self._spec):
+            counts["records_read"] += 1
+            if isinstance(item, DeadLetter):
+                counts[f"dropped/{item.reason}"] += 1
+                yield beam.pvalue.TaggedOutput("dead", item)
+                continue
+            batch.append(item)
+            size += len(item.text)
+            if size >= self._batch_bytes:
+                yield batch
+                batch, size = [], 0
+        if batch:
+            yield batch
+        yield from emit_counters(counts)
+        self._progress.add(input_bytes=rng.size)
+
+    def teardown(self):
+        if getattr(self, "_progress", None):
+            self._progress.flush()

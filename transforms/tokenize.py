@@ -1,0 +1,105 @@
+"""Tokenize documents in batches and route them to their (split, hash bucket).
+
+One SentencePiece `encode` call per batch of documents: the tokenizer is the
+one cost the pipeline cannot avoid, and batching keeps everything around it
+small. The output is keyed by (split, bucket) so the next stage sees every
+document of a bucket together, mixed across all input files.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
+import apache_beam as beam
+import numpy as np
+
+from transforms.counters import emit_counters
+from transforms.documents import DocBatch
+from transforms.keys import bucket_of, hash64, is_validation
+from transforms.progress import ProgressFile
+from transforms.read import NO_TOKENS, DeadLetter, Document
+
+TRAIN, VALIDATION = "train", "validation"
+
+SentenceSplitter = Callable[[str], list[str]]
+
+
+def tokenize_documents(
+    encode: Callable[[list[str]], Sequence[np.ndarray]],
+    docs: Sequence[Document],
+    split_sentences: SentenceSplitter | None,
+) -> tuple[DocBatch, list[int]]:
+    """Encode `docs` in one call; return the batch and the indices of docs with no tokens.
+
+    Sentences come from the document (text format: its lines), else from
+    `split_sentences`, else the whole text is one sentence. Sentences that
+    encode to nothing are dropped; a document left with no tokens is reported.
+    """
+    texts: list[str] = []
+    counts = np.empty(len(docs), dtype=np.int64)
+    for i, doc in enumerate(docs):
+        sentences = doc.sentences if doc.sentences is not None else (split_sentences(doc.text) if split_sentences else [doc.text])
+        texts.extend(sentences)
+        counts[i] = len(sentences)
+    ids = encode(texts)
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    doc_of_sentence = np.repeat(np.arange(len(docs)), counts)
+    keep = lengths > 0
+    doc_tokens = np.bincount(doc_of_sentence, weights=lengths, minlength=len(docs))
+    empty = np.flatnonzero(doc_tokens == 0).tolist()
+    kept_per_doc = np.bincount(doc_of_sentence[keep], minlength=len(docs))
+    good = np.flatnonzero(doc_tokens > 0)
+    nonempty = [ids[i] for i in np.flatnonzero(keep).tolist()]
+    batch = DocBatch(
+        key_hash=np.array([hash64(docs[i].key.encode("utf-8")) for i in good.tolist()], dtype=np.uint64),
+        content_hash=np.array([hash64(docs[i].text.encode("utf-8")) for i in good.tolist()], dtype=np.uint64),
+        tokens=np.concatenate(nonempty).astype(np.int32, copy=False) if nonempty else np.zeros(0, np.int32),
+        sentence_offsets=np.concatenate([[0], np.cumsum(lengths[keep])]).astype(np.int64),
+        doc_offsets=np.concatenate([[0], np.cumsum(kept_per_doc[good])]).astype(np.int64),
+    )
+    return batch, empty
+
+
+def route(batch: DocBatch, seed: int, num_buckets: int, validation_fraction: float) -> Iterable[tuple[tuple[str, int], DocBatch]]:
+    """Split a batch by (split, bucket); the split depends on the doc key alone."""
+    if not batch.num_docs:
+        return
+    split = is_validation(batch.key_hash, validation_fraction)
+    bucket = bucket_of(batch.key_hash, seed, num_buckets)
+    code = bucket * 2 + split
+    for c in np.unique(code).tolist():
+        yield ((VALIDATION if c & 1 else TRAIN, c >> 1), batch.take(np.flatnonzero(code == c)))
+
+
+class TokenizeDocuments(beam.DoFn):
+    """Batches of `Document` in; ((split, bucket), DocBatch) out; empty docs dead-lettered."""
+
+    def __init__(self, model_proto: bytes, split_sentences: SentenceSplitter | None, seed: int, num_buckets: int, validation_fraction: float, progress_dir: str | None):
+        self._model_proto = model_proto
+        self._split_sentences = split_sentences
+        self._seed = seed
+        self._num_buckets = num_buckets
+        self._validation_fraction = validation_fraction
+        self._progress_dir = progress_dir
+
+    def setup(self):
+        import sentencepiece as spm
+
+        self._sp = spm.SentencePieceProcessor(model_proto=self._model_proto)
+        self._progress = ProgressFile(self._progress_dir)
+
+    def process(self, docs: list[Document]):
+        batch, empty = tokenize_documents(
+            lambda texts: self._sp.encode(texts, out_type="numpy", num_threads=1), docs, self._split_sentences
+        )
+        for i in empty:
+            doc = docs[i]
+            yield beam.pvalue.TaggedOutput("dead", DeadLetter(doc.source, doc.offset, NO_TOKENS, doc.text.encode("utf-8")))
+        if empty:
+            yield from emit_counters({f"dropped/{NO_TOKENS}": len(empty)})
+        self._progress.add(documents=len(docs), tokens=batch.num_tokens, text_bytes=sum(len(d.text) for d in docs))
+        yield from route(batch, self._seed, self._num_buckets, self._validation_fraction)
+
+    def teardown(self):
+        if getattr(self, "_progress", None):
+            self._progress.flush()

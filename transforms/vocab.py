@@ -1,0 +1,150 @@
+"""Special-token ids for a SentencePiece model (SPEC §1).
+
+Every special token an objective may need is taken from the model when the
+model defines it, else appended after the model's pieces: first the missing
+sentinels `<extra_id_k>` in T5's order (the highest id is `<extra_id_0>`), then
+the other missing tokens in the order of `APPENDED_ORDER`. The set does not
+depend on the objective, so one tokenizer gives the same ids to every
+objective built from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import numpy as np
+
+CLS, SEP, MASK = "[CLS]", "[SEP]", "[MASK]"
+NLU, NLG, S2S = "[NLU]", "[NLG]", "[S2S]"
+APPENDED_ORDER = (CLS, SEP, MASK, NLU, NLG, S2S)
+MODE_TOKENS = (NLU, NLG, S2S)
+DEFAULT_EXTRA_IDS = 100
+
+
+def sentinel_piece(k: int) -> str:
+    return f"<extra_id_{k}>"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Vocab:
+    """Resolved special ids, the final vocab size and the ordinary ids.
+
+    `ordinary_ids` are the ids a masker may draw as random replacements:
+    normal pieces only (no control, unknown, unused, byte or special id).
+    """
+
+    model_size: int
+    size: int
+    pad: int
+    eos: int
+    unk: int
+    specials: Mapping[str, int]
+    sentinels: tuple[int, ...]
+    ordinary_ids: np.ndarray
+
+    @property
+    def cls(self) -> int:
+        return self.specials[CLS]
+
+    @property
+    def sep(self) -> int:
+        return self.specials[SEP]
+
+    @property
+    def mask(self) -> int:
+        return self.specials[MASK]
+
+    def mode_token(self, name: str) -> int:
+        return self.specials[name]
+
+    def special_ids(self) -> dict[str, Any]:
+        """What the manifest records."""
+        return {
+            "pad": self.pad,
+            "eos": self.eos,
+            "unk": self.unk,
+            **dict(self.specials),
+            "extra_ids": list(self.sentinels),
+        }
+
+    def manifest_entry(self) -> dict[str, Any]:
+        ordinary = np.zeros(self.size, dtype=bool)
+        ordinary[self.ordinary_ids] = True
+        return {
+            "model_size": self.model_size,
+            "vocab_size": self.size,
+            "special_ids": self.special_ids(),
+            "non_ordinary_ids": np.flatnonzero(~ordinary[: self.model_size]).tolist(),
+        }
+
+    @classmethod
+    def from_manifest(cls, entry: Mapping[str, Any]) -> "Vocab":
+        """Rebuild from `manifest["tokenizer"]`, so a trainer can mask on the fly without the model."""
+        ids = dict(entry["special_ids"])
+        ordinary = np.ones(entry["model_size"], dtype=bool)
+        ordinary[np.asarray(entry["non_ordinary_ids"], dtype=np.int64)] = False
+        return cls(
+            model_size=entry["model_size"],
+            size=entry["vocab_size"],
+            pad=ids.pop("pad"),
+            eos=ids.pop("eos"),
+            unk=ids.pop("unk"),
+            sentinels=tuple(ids.pop("extra_ids")),
+            specials=ids,
+            ordinary_ids=np.flatnonzero(ordinary).astype(np.int32),
+        )
+
+    @classmethod
+    def from_model_proto(cls, model_proto: bytes, extra_ids: int = DEFAULT_EXTRA_IDS) -> "Vocab":
+        import sentencepiece as spm
+
+        sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        return cls.from_processor(sp, extra_ids)
+
+    @classmethod
+    def from_processor(cls, sp, extra_ids: int = DEFAULT_EXTRA_IDS) -> "Vocab":
+        model_size = sp.get_piece_size()
+        pad, eos, unk = sp.pad_id(), sp.eos_id(), sp.unk_id()
+        if pad < 0 or eos < 0:
+            raise ValueError(
+                "the SentencePiece model defines no pad or eos piece; train it with pad_id=0 and eos_id=1 "
+                "(`tokenmill train-tokenizer` does)"
+            )
+
+        def defined(piece: str) -> int | None:
+            i = sp.piece_to_id(piece)
+            return None if i == unk and piece != sp.id_to_piece(unk) else i
+
+        next_id = model_size
+        sentinel_ids = [defined(sentinel_piece(k)) for k in range(extra_ids)]
+        missing = [k for k, i in enumerate(sentinel_ids) if i is None]
+        for rank, k in enumerate(missing):
+            sentinel_ids[k] = next_id + len(missing) - 1 - rank
+        next_id += len(missing)
+        specials = {}
+        for piece in APPENDED_ORDER:
+            i = defined(piece)
+            if i is None:
+                i, next_id = next_id, next_id + 1
+            specials[piece] = i
+
+        special_set = set(sentinel_ids) | set(specials.values()) | {pad, eos, unk}
+        ordinary = np.array(
+            [
+                i not in special_set
+                and not (sp.is_control(i) or sp.is_unknown(i) or sp.is_unused(i) or sp.is_byte(i))
+                for i in range(model_size)
+            ],
+            dtype=bool,
+        )
+        return cls(
+            model_size=model_size,
+            size=next_id,
+            pad=pad,
+            eos=eos,
+            unk=unk,
+            specials=specials,
+            sentinels=tuple(sentinel_ids),
+            ordinary_ids=np.flatnonzero(ordinary).astype(np.int32),
+        )
