@@ -10,6 +10,7 @@ objective built from it.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from typing import Any, Mapping
 
@@ -20,6 +21,7 @@ NLU, NLG, S2S = "[NLU]", "[NLG]", "[S2S]"
 APPENDED_ORDER = (CLS, SEP, MASK, NLU, NLG, S2S)
 MODE_TOKENS = (NLU, NLG, S2S)
 DEFAULT_EXTRA_IDS = 100
+WORD_START = "\u2581"
 
 
 def sentinel_piece(k: int) -> str:
@@ -32,6 +34,8 @@ class Vocab:
 
     `ordinary_ids` are the ids a masker may draw as random replacements:
     normal pieces only (no control, unknown, unused, byte or special id).
+    `starts_word[i]` is True when id i begins a whole word (its piece starts
+    with U+2581, or it is not an ordinary piece), for whole-word masking.
     """
 
     model_size: int
@@ -42,6 +46,7 @@ class Vocab:
     specials: Mapping[str, int]
     sentinels: tuple[int, ...]
     ordinary_ids: np.ndarray
+    starts_word: np.ndarray
 
     @property
     def cls(self) -> int:
@@ -76,6 +81,7 @@ class Vocab:
             "vocab_size": self.size,
             "special_ids": self.special_ids(),
             "non_ordinary_ids": np.flatnonzero(~ordinary[: self.model_size]).tolist(),
+            "word_start_bitmap_base64": base64.b64encode(np.packbits(self.starts_word).tobytes()).decode("ascii"),
         }
 
     @classmethod
@@ -93,6 +99,9 @@ class Vocab:
             sentinels=tuple(ids.pop("extra_ids")),
             specials=ids,
             ordinary_ids=np.flatnonzero(ordinary).astype(np.int32),
+            starts_word=np.unpackbits(
+                np.frombuffer(base64.b64decode(entry["word_start_bitmap_base64"]), dtype=np.uint8), count=entry["vocab_size"]
+            ).astype(bool),
         )
 
     @classmethod
@@ -138,6 +147,8 @@ class Vocab:
             ],
             dtype=bool,
         )
+        starts_word = np.ones(next_id, dtype=bool)
+        starts_word[:model_size] = [not ordinary[i] or sp.id_to_piece(i).startswith(WORD_START) for i in range(model_size)]
         return cls(
             model_size=model_size,
             size=next_id,
@@ -147,4 +158,5 @@ class Vocab:
             specials=specials,
             sentinels=tuple(sentinel_ids),
             ordinary_ids=np.flatnonzero(ordinary).astype(np.int32),
+            starts_word=starts_word,
         )

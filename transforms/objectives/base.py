@@ -66,6 +66,15 @@ class Objective(abc.ABC):
     def from_options(cls, options: Mapping[str, Any], vocab: Vocab) -> "Objective":
         """Construct from parsed CLI options; raise `ConfigError` for impossible values."""
 
+    @classmethod
+    def sentinels_needed(cls, options: Mapping[str, Any]) -> int:
+        """How many `<extra_id_k>` sentinels these options can use (sizes the vocab before construction)."""
+        return 0
+
+    def summarize(self, counters: Mapping[str, int]) -> dict[str, float]:
+        """Derived figures for the manifest from the summed `Examples.counters` (e.g. a label share)."""
+        return {}
+
 
 def require(condition: bool, message: str) -> None:
     """Raise `ConfigError(message)` unless `condition` holds."""
