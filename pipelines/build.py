@@ -1,0 +1,287 @@
+"""Plan a build (resolve inputs, tokenizer, objective, version) and compose the pipeline.
+
+    ranges ─ Read ─ Tokenize ─(split, bucket)─ GroupByKey ─ Objective ─(split, shard)─ GroupByKey ─ WriteShards ─┐
+                 └─ dead letters ─ GroupByKey(reason) ─ WriteErrors ─────────────────────────────────────────────┤
+                 └─ counters ─ Sum ──────────────────────────────────────────────────────────────────────────────┴─ Publish
+
+Everything that can be decided before the pipeline runs is decided in
+`plan_build`, in the launcher, so a bad flag, a missing file or an unusable
+tokenizer fails at once, and every worker gets the same resolved plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines.config import BuildConfig
+from pipelines.sample import sample_corpus_path, sample_tokenizer_path
+from transforms.counters import COUNTERS, SumCounters
+from transforms.examples import MakeExamples
+from transforms.keys import hash64
+from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, code_version, utc_now
+from transforms.objectives import OBJECTIVES
+from transforms.objectives.base import ConfigError, Objective
+from transforms.read import InputSpec, ReadDocuments, ReadRange, infer_format, plan_ranges
+from transforms.tokenize import TokenizeDocuments
+from transforms.vocab import DEFAULT_EXTRA_IDS, Vocab
+from transforms.write import WriteDeadLetters, WriteShard, join
+
+
+@dataclasses.dataclass
+class BuildPlan:
+    """A build with every choice resolved; what the pipeline is made from."""
+
+    config: BuildConfig
+    objective: Objective
+    vocab: Vocab
+    model_proto: bytes
+    input_spec: InputSpec
+    inputs: list[dict[str, Any]]
+    ranges: list[ReadRange]
+    num_buckets: int
+    num_shards: dict[str, int]
+    output: str
+    version: str
+    fingerprint: str
+    started_at: str
+
+    @property
+    def version_dir(self) -> str:
+        return join(self.output, VERSIONS, self.version)
+
+    @property
+    def input_bytes(self) -> int:
+        return sum(f["size"] for f in self.inputs)
+
+    def static_manifest(self) -> dict[str, Any]:
+        """The parts of the manifest known before the run."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "version": self.version,
+            "fingerprint": self.fingerprint,
+            "objective": {"name": self.objective.name, "params": self.objective.params()},
+            "config": {**self.config.fingerprint_fields(), "num_buckets": self.num_buckets, "num_shards_by_split": self.num_shards},
+            "features": self.objective.schema.manifest_spec(),
+            "tokenizer": {"path": self.config.tokenizer, "sha256": hashlib.sha256(self.model_proto).hexdigest(), **self.vocab.manifest_entry()},
+            "inputs": {"files": self.inputs, "total_bytes": self.input_bytes},
+            "code": code_version(),
+            "started_at": self.started_at,
+        }
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def _absolute(path: str) -> str:
+    return path if _is_remote(path) else os.path.abspath(path)
+
+
+def read_bytes(path: str) -> bytes:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read()
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    with FileSystems.create(_absolute(path), compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f.write(data)
+
+
+def match_inputs(patterns: tuple[str, ...]) -> list:
+    """Every file the globs match, sorted by path; a glob that matches nothing is an error."""
+    files = {}
+    for pattern in patterns:
+        result = FileSystems.match([_absolute(pattern)])[0]
+        if not result.metadata_list:
+            raise ConfigError(f"--input {pattern!r} matched no files")
+        for meta in result.metadata_list:
+            files[meta.path] = meta
+    return [files[p] for p in sorted(files)]
+
+
+def fingerprint_file(meta) -> dict[str, Any]:
+    """Size plus a content hash (local files) or the store's checksum and time (object stores)."""
+    entry: dict[str, Any] = {"path": meta.path, "size": meta.size_in_bytes}
+    if _is_remote(meta.path):
+        entry["checksum"] = FileSystems.checksum(meta.path)
+        entry["last_updated"] = meta.last_updated_in_seconds
+    else:
+        digest = hashlib.sha256()
+        with open(meta.path, "rb") as f:
+            while block := f.read(1 << 22):
+                digest.update(block)
+        entry["sha256"] = digest.hexdigest()
+    return entry
+
+
+def _parquet_row_groups(path: str) -> int | None:
+    import pyarrow.parquet as pq
+
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            return pq.ParquetFile(f).metadata.num_row_groups
+    except Exception:  # noqa: BLE001 — the reader dead-letters an unreadable file
+        return None
+
+
+def resolve_vocab(config: BuildConfig, model_proto: bytes) -> Vocab:
+    objective_cls = OBJECTIVES[config.objective]
+    needed = objective_cls.sentinels_needed(config.objective_options)
+    if config.extra_ids is not None and config.extra_ids < needed:
+        raise ConfigError(f"--extra-ids {config.extra_ids} is too few: {config.objective} with these options needs {needed}; pass --extra-ids {needed}")
+    extra_ids = config.extra_ids if config.extra_ids is not None else max(DEFAULT_EXTRA_IDS, needed)
+    try:
+        return Vocab.from_model_proto(model_proto, extra_ids)
+    except (RuntimeError, OSError) as e:
+        raise ConfigError(f"--tokenizer {config.tokenizer!r} is not a SentencePiece model: {e}") from e
+
+
+def plan_build(config: BuildConfig) -> BuildPlan:
+    """Resolve everything the pipeline needs; raise `ConfigError` for anything that cannot work."""
+    config.check()
+    if not config.inputs:
+        config = dataclasses.replace(config, inputs=(sample_corpus_path(),), input_format="jsonl")
+    if not config.tokenizer:
+        config = dataclasses.replace(config, tokenizer=sample_tokenizer_path())
+    try:
+        model_proto = read_bytes(_absolute(config.tokenizer))
+    except (OSError, IOError) as e:
+        raise ConfigError(f"--tokenizer {config.tokenizer!r} cannot be read: {e}") from e
+    vocab = resolve_vocab(config, model_proto)
+    objective = OBJECTIVES[config.objective].from_options(config.objective_options, vocab)
+
+    metas = match_inputs(config.inputs)
+    ranges: list[ReadRange] = []
+    for meta in metas:
+        try:
+            fmt, compression = infer_format(meta.path, config.input_format)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+        groups = _parquet_row_groups(meta.path) if fmt == "parquet" else None
+        ranges += plan_ranges(meta.path, meta.size_in_bytes, fmt, compression, config.read_range_mb << 20, groups)
+    inputs = [fingerprint_file(m) for m in metas]
+
+    tokenizer_sha = hashlib.sha256(model_proto).hexdigest()
+    code = code_version()
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            {
+                "inputs": inputs,
+                "tokenizer": tokenizer_sha,
+                "config": config.fingerprint_fields(),
+                "objective": objective.params(),
+                "code": code["source_sha256"],
+            },
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()
+    started_at = utc_now()
+    version = config.version or f"{started_at.replace('-', '').replace(':', '')}-{fingerprint[:8]}"
+    output = _absolute(config.output)
+    plan = BuildPlan(
+        config=config,
+        objective=objective,
+        vocab=vocab,
+        model_proto=model_proto,
+        input_spec=InputSpec(config.text_field, config.id_field or None, config.max_document_bytes),
+        inputs=inputs,
+        ranges=ranges,
+        num_buckets=config.buckets_for(sum(f["size"] for f in inputs)),
+        num_shards=config.shard_counts(),
+        output=output,
+        version=version,
+        fingerprint=fingerprint,
+        started_at=started_at,
+    )
+    if FileSystems.exists(join(plan.version_dir, MANIFEST)):
+        raise ConfigError(f"version {version!r} already exists in {output}; pass another --version")
+    if FileSystems.exists(plan.version_dir):
+        FileSystems.delete([plan.version_dir])  # an incomplete leftover of the same name
+    return plan
+
+
+def _sentence_splitter(plan: BuildPlan):
+    if not plan.objective.uses_sentences:
+        return None
+    from transforms.sentences import split_sentences
+
+    return split_sentences
+
+
+class BuildCorpus(beam.PTransform):
+    """The whole build as one composite transform: root in, the published manifest out."""
+
+    def __init__(self, plan: BuildPlan, progress_dir: str | None = None):
+        super().__init__()
+        self._plan = plan
+        self._progress_dir = progress_dir
+
+    def expand(self, pbegin):
+        plan, config = self._plan, self._plan.config
+        read = (
+            pbegin
+            | "Ranges" >> beam.Create(plan.ranges, reshuffle=False)
+            | "SpreadRanges" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(ReadDocuments(plan.input_spec, progress_dir=self._progress_dir)).with_outputs("dead", COUNTERS, main="docs")
+        )
+        tokenized = read.docs | "Tokenize" >> beam.ParDo(
+            TokenizeDocuments(plan.model_proto, _sentence_splitter(plan), config.seed, plan.num_buckets, config.validation_fraction, self._progress_dir)
+        ).with_outputs("dead", COUNTERS, main="buckets")
+        made = (
+            tokenized.buckets
+            | "GroupBuckets" >> beam.GroupByKey()
+            | "Objective" >> beam.ParDo(MakeExamples(plan.objective, config.seed, plan.num_shards)).with_outputs(COUNTERS, main="examples")
+        )
+        every_shard = pbegin | "EveryShard" >> beam.Create(
+            [((split, shard), None) for split, n in plan.num_shards.items() for shard in range(n)], reshuffle=False
+        )
+        shards = (
+            (made.examples, every_shard)
+            | "ExamplesAndEmptyShards" >> beam.Flatten()
+            | "GroupShards" >> beam.GroupByKey()
+            | "WriteShards" >> beam.ParDo(
+                WriteShard(plan.objective.schema, plan.version_dir, config.formats, config.compression, plan.num_shards, plan.vocab.pad)
+            )
+        )
+        errors = (
+            (read.dead, tokenized.dead)
+            | "DeadLetters" >> beam.Flatten()
+            | "KeyByReason" >> beam.Map(lambda letter: (letter.reason, letter))
+            | "GroupReasons" >> beam.GroupByKey()
+            | "WriteErrors" >> beam.ParDo(WriteDeadLetters(plan.version_dir))
+        )
+        counters = (
+            (read[COUNTERS], tokenized[COUNTERS], made[COUNTERS])
+            | "AllCounters" >> beam.Flatten()
+            | "SumCounters" >> beam.CombineGlobally(SumCounters())
+        )
+        return (
+            pbegin
+            | "Once" >> beam.Create([None])
+            | "Publish" >> beam.ParDo(
+                Publish(plan.output, plan.version, plan.static_manifest(), plan.objective),
+                beam.pvalue.AsSingleton(counters),
+                beam.pvalue.AsList(shards),
+                beam.pvalue.AsList(errors),
+            )
+        )
+
+
+def run_build(config: BuildConfig, beam_args=(), show_progress: bool = True, quiet: bool = True) -> tuple[dict[str, Any] | None, str]:
+    """Plan, run and wait; return the manifest (None if the runner did not produce one here) and the version's location."""
+    from runners.local import run
+
+    plan = plan_build(config)
+    run(lambda p, progress_dir: p | BuildCorpus(plan, progress_dir), beam_args, plan.input_bytes, show_progress, quiet)
+    manifest_path = join(plan.version_dir, MANIFEST)
+    if not FileSystems.exists(manifest_path):
+        return None, plan.version_dir
+    return json.loads(read_bytes(manifest_path)), plan.version_dir

@@ -1,0 +1,244 @@
+"""The `tokenmill` command line.
+
+    tokenmill build [options] [Beam options]     build a corpus version (the sample corpus by default)
+    tokenmill train-tokenizer [options]          train a SentencePiece model with every special token reserved
+
+Every option not listed by `tokenmill build --help` is passed to Beam's
+PipelineOptions (`--runner`, `--direct_num_workers`, `--project`, ...); a
+flag that neither tokenmill nor Beam knows is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any, Sequence
+
+from pipelines.config import DEFAULT_OUTPUT, BuildConfig
+from transforms.objectives import OBJECTIVES
+from transforms.objectives.base import ConfigError
+from transforms.read import READ_FORMATS
+from transforms.vocab import DEFAULT_EXTRA_IDS
+from transforms.write import FORMATS, TFRECORD_COMPRESSIONS
+
+CLM = ("clm",)
+BERT = ("mlm", "mlm_nsp", "mlm_sop")
+T5 = ("span_corruption", "prefix_lm", "ul2")
+
+# Objective flags: dest -> the objectives it applies to. Giving one to another objective is an error.
+OBJECTIVE_FLAGS: dict[str, tuple[str, ...]] = {
+    "seq_len": CLM + BERT,
+    "packing": CLM,
+    "max_predictions": BERT,
+    "masked_lm_prob": BERT,
+    "short_seq_prob": BERT,
+    "dupe_factor": BERT,
+    "whole_word_mask": BERT,
+    "masking": BERT,
+    "inputs_length": T5,
+    "targets_length": T5,
+    "noise_density": ("span_corruption",),
+    "mean_noise_span_length": ("span_corruption",),
+    "random_roll": ("span_corruption", "ul2"),
+    "prefix_layout": ("prefix_lm",),
+    "ul2_denoisers": ("ul2",),
+    "mode_tokens": ("ul2",),
+}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    formats = tuple(f.strip() for f in text.split(",") if f.strip())
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {','.join(FORMATS)}, got {text!r}")
+    return formats
+
+
+def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("input")
+    data.add_argument("--input", action="append", default=[], metavar="GLOB", help="input files (repeatable; local paths or any Beam filesystem such as gs://). Default: the built-in sample corpus (Python's own docstrings).")
+    data.add_argument("--input-format", default="auto", choices=("auto",) + READ_FORMATS, help="jsonl (one JSON object a line), text (BERT format: one sentence a line, blank line between documents) or parquet; auto infers it from the extension. .gz and .zst are decompressed. Default: auto.")
+    data.add_argument("--text-field", default="text", help="JSON field / Parquet column holding the text. Default: text.")
+    data.add_argument("--id-field", default="id", help="JSON field / Parquet column holding a stable document id ('' for none: the doc key is then a hash of the text). Default: id.")
+    data.add_argument("--max-document-bytes", type=_positive_int, default=8 << 20, help="documents larger than this are dead-lettered as document_too_large. Default: 8 MiB.")
+
+    tok = parser.add_argument_group("tokenizer")
+    tok.add_argument("--tokenizer", metavar="MODEL", help="SentencePiece .model file. Default: a model trained on the sample corpus on first use (cached).")
+    tok.add_argument("--extra-ids", type=int, metavar="N", help=f"number of <extra_id_k> sentinels (taken from the model or appended T5-style). Default: {DEFAULT_EXTRA_IDS}, or more if the objective needs more.")
+
+    obj = parser.add_argument_group("objective")
+    obj.add_argument("--objective", default="clm", choices=sorted(OBJECTIVES), help="what to build. Default: clm.")
+    obj.add_argument("--seq-len", type=_positive_int, help="row length for clm (default 1024) and the BERT objectives (default 512).")
+    obj.add_argument("--packing", choices=("concat", "best_fit"), help="clm: concat cuts the document stream into rows; best_fit packs whole documents (best-fit decreasing). Default: concat.")
+    obj.add_argument("--max-predictions", type=_positive_int, help="BERT: masked positions per sequence. Default: seq_len x masked_lm_prob (76 for 512).")
+    obj.add_argument("--masked-lm-prob", type=_probability, help="BERT: share of tokens to mask. Default: 0.15.")
+    obj.add_argument("--short-seq-prob", type=_probability, help="BERT: probability of a shorter target length. Default: 0.1.")
+    obj.add_argument("--dupe-factor", type=_positive_int, help="BERT: differently masked copies of each instance. Default: 1.")
+    obj.add_argument("--whole-word-mask", action="store_true", default=None, help="BERT: mask whole SentencePiece words.")
+    obj.add_argument("--masking", choices=("static", "none"), help="BERT: static writes masked features; none writes unmasked sequences for on-the-fly masking. Default: static.")
+    obj.add_argument("--inputs-length", type=_positive_int, help="T5 objectives: length of `inputs`. Default: 512.")
+    obj.add_argument("--targets-length", type=_positive_int, help="T5 objectives: length of `targets`. Default: 114 for span_corruption, inputs length for prefix_lm, 512 for ul2.")
+    obj.add_argument("--noise-density", type=_probability, help="span_corruption: share of noise tokens. Default: 0.15.")
+    obj.add_argument("--mean-noise-span-length", type=float, help="span_corruption: mean noise span length. Default: 3.")
+    obj.add_argument("--random-roll", action="store_true", default=None, help="span_corruption/ul2: rotate the noise mask by a random offset (T5's random_roll).")
+    obj.add_argument("--prefix-layout", choices=("encoder_decoder", "decoder_only"), help="prefix_lm: inputs/targets, or one sequence with loss_mask and prefix_length. Default: encoder_decoder.")
+    obj.add_argument("--ul2-denoisers", metavar="JSON|FILE", help="ul2: the denoiser table and rates, inline JSON or a .json file. Default: the seven UL2 denoisers, uniform.")
+    obj.add_argument("--mode-tokens", action=argparse.BooleanOptionalAction, default=None, help="ul2: prepend [NLU]/[NLG]/[S2S] to inputs. Default: on.")
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR", help=f"output root (local or gs://); versions go to DIR/versions/<version>/ and DIR/LATEST names the newest. Default: ./{DEFAULT_OUTPUT}.")
+    out.add_argument("--formats", type=_formats, default=FORMATS, help="comma-separated: tfrecord, parquet. Default: both.")
+    out.add_argument("--num-shards", type=_positive_int, default=64, help="train shards per format. Default: 64.")
+    out.add_argument("--num-validation-shards", type=_positive_int, help="validation shards per format. Default: num_shards x validation_fraction, at least 1.")
+    out.add_argument("--validation-fraction", type=float, default=0.01, help="share of documents (by doc-key hash) in validation. Default: 0.01.")
+    out.add_argument("--compression", default="none", choices=TFRECORD_COMPRESSIONS, help="TFRecord compression. Default: none.")
+    out.add_argument("--version", help="name of the version directory. Default: <UTC time>-<fingerprint>.")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--seed", type=int, default=0, help="all randomness derives from it. Default: 0.")
+    run.add_argument("--num-buckets", type=_positive_int, help="hash buckets documents are mixed in. Default: one per 16 MiB of input.")
+    run.add_argument("--read-range-mb", type=_positive_int, default=64, help="uncompressed JSONL files are read in ranges of this size in parallel. Default: 64.")
+    run.add_argument("--no-progress", action="store_true", help="do not print progress lines.")
+    run.add_argument("--verbose", action="store_true", help="show Beam's own logging (otherwise kept in a temporary file, printed on failure).")
+
+
+def config_from_args(args: argparse.Namespace) -> BuildConfig:
+    """A `BuildConfig` from parsed flags; objective flags given to the wrong objective are errors."""
+    options = {dest: getattr(args, dest) for dest in OBJECTIVE_FLAGS if getattr(args, dest) is not None}
+    for dest in options:
+        if args.objective not in OBJECTIVE_FLAGS[dest]:
+            flag = "--" + dest.replace("_", "-")
+            raise ConfigError(f"{flag} applies to {', '.join(OBJECTIVE_FLAGS[dest])}, not to --objective {args.objective}")
+    return BuildConfig(
+        objective=args.objective,
+        inputs=tuple(args.input),
+        input_format=args.input_format,
+        text_field=args.text_field,
+        id_field=args.id_field or None,
+        tokenizer=args.tokenizer,
+        output=args.output,
+        formats=tuple(args.formats),
+        num_shards=args.num_shards,
+        num_validation_shards=args.num_validation_shards,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+        compression=args.compression,
+        num_buckets=args.num_buckets,
+        max_document_bytes=args.max_document_bytes,
+        read_range_mb=args.read_range_mb,
+        extra_ids=args.extra_ids,
+        version=args.version,
+        objective_options=options,
+    )
+
+
+def summary(manifest: dict[str, Any], seconds: float) -> str:
+    c = manifest["counters"]
+    dropped = ", ".join(f"{k} {v:,}" for k, v in c["documents_dropped"].items())
+    lines = [
+        f"Built {manifest['objective']['name']} in {seconds:.1f} s: {c['records_read']:,} records read, "
+        f"{c['documents_used']:,} documents used, {c['documents_dropped_total']:,} dropped" + (f" ({dropped})" if dropped else ""),
+    ]
+    for split, t in manifest["totals"].items():
+        shards = " + ".join(f"{n} {fmt}" for fmt, n in sorted(t["shards"].items()))
+        lines.append(f"  {split}: {t['examples']:,} examples, {t['tokens']:,} tokens, padding {t['padding_fraction']:.2%}, {shards} shards")
+    for key, value in c["objective_summary"].items():
+        lines.append(f"  {key}: {value}")
+    return "\n".join(lines)
+
+
+def _build(args: argparse.Namespace, beam_args: list[str], parser: argparse.ArgumentParser) -> int:
+    from pipelines.build import run_build
+    from runners.local import unknown_beam_args
+
+    unknown = unknown_beam_args(beam_args)
+    if unknown:
+        parser.error(f"unrecognised arguments (neither tokenmill nor Beam options): {' '.join(unknown)}")
+    config = config_from_args(args)
+    started = time.monotonic()
+    manifest, location = run_build(config, beam_args, show_progress=not args.no_progress, quiet=not args.verbose)
+    if manifest is None:
+        print(f"Submitted; the version appears at {location} when the job finishes.")
+        return 0
+    print(summary(manifest, time.monotonic() - started))
+    print(f"Output: {location}")
+    return 0
+
+
+def _train_tokenizer(args: argparse.Namespace) -> int:
+    from pipelines.build import match_inputs, write_bytes
+    from pipelines.tokenizer import sample_texts, train_sentencepiece
+    from transforms.read import InputSpec, infer_format, plan_ranges
+
+    ranges = []
+    for meta in match_inputs(tuple(args.input)):
+        fmt, compression = infer_format(meta.path, args.input_format)
+        ranges.append(plan_ranges(meta.path, meta.size_in_bytes, fmt, compression, range_bytes=1 << 62)[0])
+    texts = sample_texts(ranges, InputSpec(args.text_field, args.id_field or None), args.sample_size)
+    if not texts:
+        raise ConfigError("the inputs hold no usable documents to train on")
+    write_bytes(args.output, train_sentencepiece(texts, args.vocab_size, args.extra_ids, args.threads))
+    print(f"Trained a {args.vocab_size}-piece SentencePiece model on {len(texts):,} documents: {args.output}")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tokenmill", description="Turn raw text corpora into sharded pre-training examples (TFRecord + Parquet) with Apache Beam.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    build = commands.add_parser(
+        "build",
+        help="build a corpus version",
+        description="Build one version of a pre-training corpus. Options not listed here go to Beam (e.g. --runner DataflowRunner --project P --region R --temp_location gs://B/tmp --setup_file ./setup.py). Without --runner it runs locally on every core.",
+    )
+    _add_build_arguments(build)
+    train = commands.add_parser("train-tokenizer", help="train a SentencePiece model", description="Train a SentencePiece unigram model on a deterministic sample of the inputs, reserving every special token tokenmill uses ([CLS] [SEP] [MASK] [NLU] [NLG] [S2S] <extra_id_k>).")
+    train.add_argument("--input", action="append", required=True, metavar="GLOB", help="input files, as for build (repeatable).")
+    train.add_argument("--input-format", default="auto", choices=("auto",) + READ_FORMATS, help="as for build. Default: auto.")
+    train.add_argument("--text-field", default="text", help="as for build. Default: text.")
+    train.add_argument("--id-field", default="id", help="as for build. Default: id.")
+    train.add_argument("--output", required=True, metavar="MODEL", help="where to write the .model file (local or gs://).")
+    train.add_argument("--vocab-size", type=_positive_int, default=32000, help="pieces in the model. Default: 32000.")
+    train.add_argument("--extra-ids", type=int, default=DEFAULT_EXTRA_IDS, help=f"sentinels <extra_id_0..N-1> to reserve. Default: {DEFAULT_EXTRA_IDS}.")
+    train.add_argument("--sample-size", type=_positive_int, default=200_000, help="documents to train on (those with the smallest key hashes). Default: 200000.")
+    train.add_argument("--threads", type=_positive_int, help="training threads. Default: all cores.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, extra = parser.parse_known_args(argv)
+    try:
+        if args.command == "build":
+            return _build(args, extra, parser)
+        if extra:
+            parser.error(f"unrecognised arguments: {' '.join(extra)}")
+        return _train_tokenizer(args)
+    except ConfigError as e:
+        print(f"tokenmill: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The build configuration, checked before any pipeline starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping
+
+from transforms.objectives import OBJECTIVES
+from transforms.objectives.base import ConfigError, require
+from transforms.read import READ_FORMATS
+from transforms.write import FORMATS, TFRECORD_COMPRESSIONS
+
+DEFAULT_OUTPUT = "tokenmill-output"
+BUCKET_BYTES = 16 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+    """Everything that decides a build's output (apart from the input bytes and the tokenizer)."""
+
+    objective: str = "clm"
+    inputs: tuple[str, ...] = ()
+    input_format: str = "auto"
+    text_field: str = "text"
+    id_field: str | None = "id"
+    tokenizer: str | None = None
+    output: str = DEFAULT_OUTPUT
+    formats: tuple[str, ...] = FORMATS
+    num_shards: int = 64
+    num_validation_shards: int | None = None
+    seed: int = 0
+    validation_fraction: float = 0.01
+    compression: str = "none"
+    num_buckets: int | None = None
+    max_document_bytes: int = 8 << 20
+    read_range_mb: int = 64
+    extra_ids: int | None = None
+    version: str | None = None
+    objective_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def check(self) -> None:
+        """Raise `ConfigError` naming the flag to change, for any value that cannot work."""
+        require(self.objective in OBJECTIVES, f"--objective must be one of {', '.join(sorted(OBJECTIVES))}, got {self.objective!r}")
+        require(self.input_format in ("auto",) + READ_FORMATS, f"--input-format must be auto or one of {', '.join(READ_FORMATS)}, got {self.input_format!r}")
+        require(bool(self.text_field), "--text-field must not be empty")
+        require(bool(self.formats) and all(f in FORMATS for f in self.formats), f"--formats must be a comma-separated subset of {','.join(FORMATS)}, got {','.join(self.formats) or '(empty)'}")
+        require(len(set(self.formats)) == len(self.formats), f"--formats lists a format twice: {','.join(self.formats)}")
+        require(1 <= self.num_shards <= 99999, f"--num-shards must be between 1 and 99999, got {self.num_shards}")
+        require(self.num_validation_shards is None or 1 <= self.num_validation_shards <= 99999, f"--num-validation-shards must be between 1 and 99999, got {self.num_validation_shards}")
+        require(0.0 <= self.validation_fraction < 1.0, f"--validation-fraction must be in [0, 1), got {self.validation_fraction}")
+        require(self.compression in TFRECORD_COMPRESSIONS, f"--compression must be one of {', '.join(TFRECORD_COMPRESSIONS)}, got {self.compression!r}")
+        require(self.num_buckets is None or self.num_buckets >= 1, f"--num-buckets must be at least 1, got {self.num_buckets}")
+        require(self.max_document_bytes >= 1, f"--max-document-bytes must be positive, got {self.max_document_bytes}")
+        require(self.read_range_mb >= 1, f"--read-range-mb must be positive, got {self.read_range_mb}")
+        require(self.extra_ids is None or self.extra_ids >= 0, f"--extra-ids must be >= 0, got {self.extra_ids}")
+        require(0 <= self.seed < 2**63, f"--seed must be a non-negative integer below 2**63, got {self.seed}")
+        require(
+            self.version is None or (self.version and "/" not in self.version and not self.version.startswith(".")),
+            f"--version must be a plain name (no '/', not starting with '.'), got {self.version!r}",
+        )
+
+    def shard_counts(self) -> dict[str, int]:
+        counts = {"train": self.num_shards}
+        if self.validation_fraction > 0:
+            counts["validation"] = self.num_validation_shards or max(1, math.ceil(self.num_shards * self.validation_fraction))
+        return counts
+
+    def buckets_for(self, input_bytes: int) -> int:
+        """Buckets of about 16 MiB of input: enough parallelism, bounded memory per bucket."""
+        return self.num_buckets or max(1, math.ceil(input_bytes / BUCKET_BYTES))
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """The general settings that shape the output.
+
+        Left out: where it goes, the version name, and what is fingerprinted
+        by content or resolved elsewhere (inputs, tokenizer, the objective's
+        own parameters, the bucket count).
+        """
+        fields = dataclasses.asdict(self)
+        for name in ("inputs", "output", "version", "tokenizer", "objective_options", "num_buckets"):
+            fields.pop(name)
+        fields["formats"] = list(self.formats)
+        return fields

@@ -1,0 +1,74 @@
+"""Find a version and its shards from the manifest; no Beam, no TensorFlow.
+
+A trainer points at the output root (it follows `LATEST`) or at one version
+directory. Only complete versions have a `manifest.json`, so a reader never
+sees a half-written corpus.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from schemas import Schema
+
+MANIFEST = "manifest.json"
+LATEST = "LATEST"
+
+
+def _read_text(path: str) -> str:
+    if "://" in path:
+        import fsspec  # remote stores (gs://, s3://) through fsspec's drivers, e.g. gcsfs
+
+        with fsspec.open(path, "rt", encoding="utf-8") as f:
+            return f.read()
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _exists(path: str) -> bool:
+    try:
+        _read_text(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def version_dir(path: str) -> str:
+    """`path` itself if it holds a manifest, else the version `path/LATEST` names."""
+    path = path.rstrip("/")
+    if _exists(f"{path}/{MANIFEST}"):
+        return path
+    try:
+        latest = _read_text(f"{path}/{LATEST}").strip()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} holds neither {MANIFEST} nor {LATEST}: not a tokenmill output") from None
+    return f"{path}/versions/{latest}"
+
+
+class Corpus:
+    """One complete version: its manifest, schema and shard files."""
+
+    def __init__(self, path: str):
+        self.root = version_dir(path)
+        self.manifest: dict[str, Any] = json.loads(_read_text(f"{self.root}/{MANIFEST}"))
+        self.schema = Schema.from_manifest(self.manifest["objective"]["name"], self.manifest["features"])
+
+    @property
+    def special_ids(self) -> dict[str, Any]:
+        return self.manifest["tokenizer"]["special_ids"]
+
+    def files(self, split: str = "train", fmt: str = "tfrecord") -> list[str]:
+        """Shard paths of a split in one format, in shard order."""
+        paths = [s["path"] for s in self.manifest["shards"] if s["split"] == split and s["format"] == fmt]
+        if not paths:
+            available = sorted({(s["split"], s["format"]) for s in self.manifest["shards"]})
+            raise ValueError(f"no {fmt} shards for split {split!r}; this version has {available}")
+        return [f"{self.root}/{p}" for p in sorted(paths)]
+
+    def num_examples(self, split: str = "train") -> int:
+        return self.manifest["totals"][split]["examples"]
+
+    @property
+    def tfrecord_compression(self) -> str | None:
+        return "GZIP" if self.manifest["config"]["compression"] == "gzip" else None

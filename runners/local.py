@@ -1,0 +1,172 @@
+"""Run a pipeline: on every local core by default, or on whatever runner the user names.
+
+Beam 2.77's DirectRunner first tries to download the Prism runner, and Prism
+ignores `--direct_num_workers`. So when no `--runner` is given we use the
+`FnApiRunner` in multi-processing mode with one worker per core; a user's own
+`--runner` / `--direct_*` flags always win. Local runs print progress every
+two seconds and send Beam's own logging to a file, so the terminal shows what
+matters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from typing import Callable, Iterator, Sequence
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+from transforms.progress import read_totals
+
+LOCAL_RUNNERS = {"DirectRunner", "FnApiRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner", "PrismRunner"}
+_PROGRESS_EVERY = 2.0
+
+
+def _given(beam_args: Sequence[str]) -> set[str]:
+    return {a.split("=", 1)[0] for a in beam_args if a.startswith("--")}
+
+
+def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
+    """Beam options from the user's flags, with all-core local defaults when no runner is named."""
+    options = PipelineOptions(list(beam_args))
+    if options.view_as(StandardOptions).runner is None:
+        given = _given(beam_args)
+        direct = options.view_as(DirectOptions)
+        if "--direct_num_workers" not in given:
+            direct.direct_num_workers = os.cpu_count() or 1
+        if "--direct_running_mode" not in given:
+            direct.direct_running_mode = "multi_processing"
+    return options
+
+
+def unknown_beam_args(args: Sequence[str]) -> list[str]:
+    """Flags that no Beam option (of any runner) recognises, each with a suggestion if one is close."""
+    import argparse
+    import difflib
+
+    parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
+    for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
+        cls._add_argparse_args(parser)  # noqa: SLF001 — the same registry Beam itself parses with
+    _, unknown = parser.parse_known_args(list(args))
+    known = [o for action in parser._actions for o in action.option_strings]  # noqa: SLF001
+    out = []
+    for arg in unknown:
+        close = difflib.get_close_matches(arg.split("=", 1)[0], known, n=1) if arg.startswith("--") else []
+        out.append(f"{arg} (did you mean {close[0]}?)" if close else arg)
+    return out
+
+
+def runner_for(options: PipelineOptions):
+    """An explicit FnApiRunner when no runner is named (never the Prism download)."""
+    if options.view_as(StandardOptions).runner is None:
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        return FnApiRunner()
+    return None
+
+
+def is_local(options: PipelineOptions) -> bool:
+    runner = options.view_as(StandardOptions).runner
+    return runner is None or str(runner).rsplit(".", 1)[-1] in LOCAL_RUNNERS
+
+
+@contextlib.contextmanager
+def stderr_to(path: str) -> Iterator[None]:
+    """Send file descriptor 2 (ours and the worker processes') to `path` while the block runs."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _human(n: float) -> str:
+    for unit in ("", "k", "M", "G", "T"):
+        if abs(n) < 1000:
+            return f"{n:.0f}{unit}" if unit == "" else f"{n:.1f}{unit}"
+        n /= 1000
+    return f"{n:.1f}P"
+
+
+class ProgressPrinter(threading.Thread):
+    """Prints documents, tokens, rate and share of input read, every two seconds."""
+
+    def __init__(self, directory: str, total_input_bytes: int, stream=None):
+        super().__init__(daemon=True)
+        self._directory = directory
+        self._total = total_input_bytes
+        self._stream = stream or sys.stdout
+        self._done = threading.Event()
+        self._start = time.monotonic()
+
+    def line(self) -> str:
+        t = read_totals(self._directory)
+        elapsed = max(time.monotonic() - self._start, 1e-9)
+        share = f"{min(1.0, t['input_bytes'] / self._total):6.1%} of input | " if self._total else ""
+        return (
+            f"  {share}{_human(t['documents'])} docs | {_human(t['tokens'])} tokens | "
+            f"{t['text_bytes'] / elapsed / 1e6:.1f} MB/s | {_human(t['tokens'] / elapsed)} tokens/s | {elapsed:.0f} s"
+        )
+
+    def run(self) -> None:
+        while not self._done.wait(_PROGRESS_EVERY):
+            print(self.line(), file=self._stream, flush=True)
+
+    def stop(self) -> None:
+        self._done.set()
+        if self.is_alive():
+            self.join()
+
+
+def run(
+    construct: Callable[[beam.Pipeline, str | None], None],
+    beam_args: Sequence[str] = (),
+    total_input_bytes: int = 0,
+    show_progress: bool = True,
+    quiet: bool = True,
+):
+    """Build the pipeline with `construct(pipeline, progress_dir)`, run it and wait.
+
+    Local runs get a progress directory (watched by a `ProgressPrinter`) and,
+    with `quiet`, Beam's log in a temporary file that is printed only if the
+    run fails.
+    """
+    options = pipeline_options(beam_args)
+    local = is_local(options)
+    progress_dir = tempfile.mkdtemp(prefix="tokenmill-progress-") if local and show_progress else None
+    log_path = os.path.join(tempfile.gettempdir(), f"tokenmill-beam-{os.getpid()}.log") if local and quiet else None
+    printer = ProgressPrinter(progress_dir, total_input_bytes) if progress_dir else None
+    try:
+        with stderr_to(log_path) if log_path else contextlib.nullcontext():
+            pipeline = beam.Pipeline(runner=runner_for(options), options=options)
+            construct(pipeline, progress_dir)
+            if printer:
+                printer.start()
+            result = pipeline.run()
+            result.wait_until_finish()
+    except BaseException:
+        if log_path and os.path.exists(log_path):
+            with open(log_path, encoding="utf-8", errors="replace") as f:
+                tail = f.read()[-20000:]
+            print(f"Beam log (last part; full log in {log_path}):\n{tail}", file=sys.stderr)
+        raise
+    finally:
+        if printer and printer.ident:
+            printer.stop()
+            print(printer.line(), flush=True)
+        if progress_dir:
+            shutil.rmtree(progress_dir, ignore_errors=True)
+    if log_path and os.path.exists(log_path):
+        os.remove(log_path)
+    return result
