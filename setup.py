@@ -23,11 +23,13 @@ setup(
         "zstandard>=0.22,<1",
     ],
     extras_require={
-        "gcp": ["apache-beam[gcp]>=2.77,<2.78"],
+        "gcp": ["apache-beam[gcp]>=2.77,<2.78", "build>=1"],
         "tf": ["tensorflow-cpu>=2.16,<3"],
         "test": [
             "apache-beam[gcp]>=2.77,<2.78",
+            "build>=1",
             "tensorflow-cpu>=2.16,<3",
+            "datasets>=3",
             "pytest>=8",
             "psutil>=5.9",
         ],

@@ -172,14 +172,20 @@ def _build(args: argparse.Namespace, beam_args: list[str], parser: argparse.Argu
     from pipelines.build import run_build
     from runners.local import unknown_beam_args
 
-    unknown = unknown_beam_args(beam_args)
+    ours = [o for action in parser._actions for o in action.option_strings]  # noqa: SLF001
+    unknown = unknown_beam_args(beam_args, ours)
     if unknown:
         parser.error(f"unrecognised arguments (neither tokenmill nor Beam options): {' '.join(unknown)}")
     config = config_from_args(args)
     started = time.monotonic()
     manifest, location = run_build(config, beam_args, show_progress=not args.no_progress, quiet=not args.verbose)
     if manifest is None:
-        print(f"Submitted; the version appears at {location} when the job finishes.")
+        from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
+
+        if PipelineOptions(beam_args).view_as(TestOptions).dry_run:
+            print("Dry run: the pipeline was translated for the runner; nothing ran.")
+        else:
+            print(f"Submitted; the version appears at {location} when the job finishes.")
         return 0
     print(summary(manifest, time.monotonic() - started))
     print(f"Output: {location}")
@@ -225,13 +231,18 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    return commands.choices[name]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
     try:
         if args.command == "build":
-            return _build(args, extra, parser)
+            return _build(args, extra, _subcommand(parser, "build"))
         if extra:
             parser.error(f"unrecognised arguments: {' '.join(extra)}")
         return _train_tokenizer(args)

@@ -45,8 +45,11 @@ def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
     return options
 
 
-def unknown_beam_args(args: Sequence[str]) -> list[str]:
-    """Flags that no Beam option (of any runner) recognises, each with a suggestion if one is close."""
+def unknown_beam_args(args: Sequence[str], also_known: Sequence[str] = ()) -> list[str]:
+    """Flags that no Beam option (of any runner) recognises, each with a suggestion if one is close.
+
+    `also_known` adds the caller's own flags to the suggestions.
+    """
     import argparse
     import difflib
 
@@ -54,7 +57,7 @@ def unknown_beam_args(args: Sequence[str]) -> list[str]:
     for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
         cls._add_argparse_args(parser)  # noqa: SLF001 — the same registry Beam itself parses with
     _, unknown = parser.parse_known_args(list(args))
-    known = [o for action in parser._actions for o in action.option_strings]  # noqa: SLF001
+    known = [o for action in parser._actions for o in action.option_strings] + list(also_known)  # noqa: SLF001
     out = []
     for arg in unknown:
         close = difflib.get_close_matches(arg.split("=", 1)[0], known, n=1) if arg.startswith("--") else []

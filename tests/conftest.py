@@ -50,3 +50,9 @@ def vocab(sp):
     from transforms.vocab import Vocab
 
     return Vocab.from_processor(sp)
+
+
+@pytest.fixture(scope="session")
+def sample_token_ids(sample_docs, sp) -> list[list[int]]:
+    """Each sample document encoded whole, as `clm` tokenizes it."""
+    return sp.encode([d["text"] for d in sample_docs])

@@ -1,0 +1,88 @@
+"""Helpers the tests share: run the CLI in-process and read shards back like a trainer."""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import os
+import subprocess
+import sys
+from contextlib import redirect_stdout
+
+import numpy as np
+
+IN_MEMORY = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
+TWO_PROCESSES = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    """`tokenmill ARGS` in this process; returns the exit code (also of argparse's exits) and what it printed."""
+    from pipelines.cli import main
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue()
+
+
+def build(output, *args: str, runner=IN_MEMORY) -> tuple[dict, str]:
+    """Run `tokenmill build` and return (manifest, version directory)."""
+    code, printed = run_cli("build", "--output", output, "--no-progress", *args, *runner)
+    assert code == 0, printed
+    with open(os.path.join(output, "LATEST")) as f:
+        version_dir = os.path.join(output, "versions", f.read().strip())
+    with open(os.path.join(version_dir, "manifest.json")) as f:
+        return json.load(f), version_dir
+
+
+def shard_files(version_dir: str, split: str, fmt: str) -> list[str]:
+    suffix = "*.parquet" if fmt == "parquet" else "*.tfrecord*"
+    return sorted(glob.glob(os.path.join(version_dir, split, suffix)))
+
+
+def read_tf(version_dir: str, manifest: dict, split: str = "train") -> dict[str, np.ndarray]:
+    """Every example of a split through tf.data with the schema's parse spec, in shard order."""
+    import tensorflow as tf
+
+    from schemas import Schema
+
+    spec = Schema.from_manifest(manifest["objective"]["name"], manifest["features"]).tf_parse_spec()
+    compression = "GZIP" if manifest["config"]["compression"] == "gzip" else ""
+    ds = tf.data.TFRecordDataset(shard_files(version_dir, split, "tfrecord"), compression_type=compression)
+    batches = list(ds.batch(4096).map(lambda records: tf.io.parse_example(records, spec)))
+    return {
+        name: np.concatenate([b[name].numpy() for b in batches]) if batches else np.zeros((0, spec[name].shape[0]))
+        for name in spec
+    }
+
+
+def read_parquet(version_dir: str, split: str = "train") -> dict[str, np.ndarray]:
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(p) for p in shard_files(version_dir, split, "parquet")]
+    out = {}
+    for name in tables[0].column_names:
+        out[name] = np.concatenate([np.stack(t.column(name).to_numpy(zero_copy_only=False)) for t in tables if t.num_rows])
+    return out
+
+
+def read_with_tfrecord_package(version_dir: str, split: str = "train") -> dict[str, np.ndarray]:
+    """Read through `readers.torch` (the `tfrecord` package) in a subprocess.
+
+    The `tfrecord` package registers the same protobuf messages as TensorFlow,
+    so the two cannot share a process; a trainer's PyTorch process has no TensorFlow.
+    """
+    code = (
+        "import sys, io, numpy as np\n"
+        "from readers.torch import TokenmillDataset\n"
+        f"rows = list(TokenmillDataset({version_dir!r}, {split!r}))\n"
+        "out = {k: np.stack([r[k] for r in rows]) for k in rows[0]}\n"
+        "buf = io.BytesIO(); np.savez(buf, **out); sys.stdout.buffer.write(buf.getvalue())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    with np.load(io.BytesIO(result.stdout)) as data:
+        return {k: data[k] for k in data.files}

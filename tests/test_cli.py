@@ -1,0 +1,77 @@
+"""The command line: help, bad configuration failing at once, train-tokenizer, progress."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from corpus_tools import IN_MEMORY, run_cli
+
+
+def test_help_documents_every_build_flag():
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "build", "--help"], capture_output=True, text=True, check=True)
+    for flag in ("--objective", "--input", "--input-format", "--text-field", "--id-field", "--tokenizer", "--output", "--seq-len", "--packing", "--formats", "--num-shards", "--seed", "--validation-fraction", "--compression"):
+        assert flag in result.stdout, flag
+    assert "Beam" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--num-shards", "0"], "--num-shards: must be at least 1"),
+        (["--validation-fraction", "1.5"], "--validation-fraction must be in [0, 1)"),
+        (["--formats", "tfrecord,csv"], "--formats"),
+        (["--objective", "gpt"], "--objective"),
+        (["--input", "/no/such/dir/*.jsonl"], "--input '/no/such/dir/*.jsonl' matched no files"),
+        (["--noise-density", "0.3"], "--noise-density applies to span_corruption"),
+        (["--seq-len", "1"], "--seq-len must be at least 2"),
+        (["--sead", "3"], "did you mean --seed?"),
+        (["--version", "../escape"], "--version must be a plain name"),
+    ],
+)
+def test_bad_configuration_fails_before_the_pipeline_starts(tmp_path, capsys, args, message):
+    output = tmp_path / "out"
+    code, _ = run_cli("build", "--output", output, *args, *IN_MEMORY)
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_a_file_that_is_not_a_sentencepiece_model_is_a_config_error(tmp_path, capsys):
+    bogus = tmp_path / "bogus.model"
+    bogus.write_bytes(b"not a model")
+    code, _ = run_cli("build", "--output", tmp_path / "out", "--tokenizer", bogus, *IN_MEMORY)
+    assert code == 2
+    assert "--tokenizer" in capsys.readouterr().err
+
+
+def test_train_tokenizer_reserves_every_special_token(tmp_path, sample_corpus_path):
+    from transforms.vocab import APPENDED_ORDER, Vocab
+
+    model = tmp_path / "tiny.model"
+    code, printed = run_cli("train-tokenizer", "--input", sample_corpus_path, "--output", model, "--vocab-size", 1000, "--sample-size", 800, "--extra-ids", 20)
+    assert code == 0 and str(model) in printed
+    vocab = Vocab.from_model_proto(model.read_bytes(), extra_ids=20)
+    assert vocab.size == vocab.model_size  # nothing had to be appended
+    assert (vocab.pad, vocab.eos) == (0, 1)
+    ids = [vocab.specials[p] for p in APPENDED_ORDER] + list(vocab.sentinels)
+    assert len(set(ids)) == len(ids) and max(ids) < vocab.model_size
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(model))
+    assert vocab.mask not in sp.encode("Put a [MASK] here and an <extra_id_0> there.")
+
+
+def test_build_prints_progress_and_a_summary(tmp_path, sample_corpus_path):
+    code, printed = run_cli("build", "--output", tmp_path / "out", "--input", sample_corpus_path, "--num-shards", 2, *IN_MEMORY)
+    assert code == 0
+    assert "100.0% of input" in printed and "tokens/s" in printed
+    assert "documents used" in printed and "Output: " in printed
+    latest = (tmp_path / "out" / "LATEST").read_text().strip()
+    manifest = json.loads((tmp_path / "out" / "versions" / latest / "manifest.json").read_text())
+    assert os.path.normpath(printed.strip().rsplit("Output: ", 1)[1]) == str(tmp_path / "out" / "versions" / latest)
+    assert manifest["counters"]["documents_used"] > 0
