@@ -164,7 +164,7 @@ def summary(manifest: dict[str, Any], seconds: float) -> str:
         shards = " + ".join(f"{n} {fmt}" for fmt, n in sorted(t["shards"].items()))
         lines.append(f"  {split}: {t['examples']:,} examples, {t['tokens']:,} tokens, padding {t['padding_fraction']:.2%}, {shards} shards")
     for key, value in c["objective_summary"].items():
-        lines.append(f"  {key}: {value}")
+        lines.append(f"  {key}: {value:.4g}")
     return "\n".join(lines)
 
 
