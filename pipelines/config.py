@@ -34,7 +34,7 @@ class BuildConfig:
     compression: str = "none"
     num_buckets: int | None = None
     max_document_bytes: int = 8 << 20
-    read_range_mb: int = 64
+    read_range_mb: int = 16
     extra_ids: int | None = None
     version: str | None = None
     objective_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -73,12 +73,13 @@ class BuildConfig:
     def fingerprint_fields(self) -> dict[str, Any]:
         """The general settings that shape the output.
 
-        Left out: where it goes, the version name, and what is fingerprinted
-        by content or resolved elsewhere (inputs, tokenizer, the objective's
-        own parameters, the bucket count).
+        Left out: where it goes, the version name, how the input is split for
+        reading (it cannot change the output), and what is fingerprinted by
+        content or resolved elsewhere (inputs, tokenizer, the objective's own
+        parameters, the bucket count).
         """
         fields = dataclasses.asdict(self)
-        for name in ("inputs", "output", "version", "tokenizer", "objective_options", "num_buckets"):
+        for name in ("inputs", "output", "version", "tokenizer", "objective_options", "num_buckets", "read_range_mb"):
             fields.pop(name)
         fields["formats"] = list(self.formats)
         return fields

@@ -16,14 +16,13 @@ SEQ_LEN = 256
 
 
 def expected_documents(sample_docs, ids, manifest, split):
-    """The token ids of every document of a split, per bucket, in canonical order (key hash, text hash)."""
+    """The token ids of every document of a split, per bucket, in canonical order (key hash, then tokens)."""
     config = manifest["config"]
     key_hash = np.array([hash64(f"id:{d['id']}".encode()) for d in sample_docs], dtype=np.uint64)
-    text_hash = np.array([hash64(d["text"].encode()) for d in sample_docs], dtype=np.uint64)
     in_split = is_validation(key_hash, config["validation_fraction"]) == (split == "validation")
     buckets = bucket_of(key_hash, config["seed"], config["num_buckets"])
     out = collections.defaultdict(list)
-    for i in np.lexsort((text_hash, key_hash)):
+    for i in sorted(range(len(ids)), key=lambda i: (int(key_hash[i]), np.asarray(ids[i], np.int32).tobytes())):
         if in_split[i]:
             out[int(buckets[i])].append(ids[i])
     return out

@@ -14,6 +14,26 @@ from typing import Iterable, Sequence
 import numpy as np
 
 
+def compact(a: np.ndarray) -> np.ndarray:
+    """The same non-negative integers in the smallest unsigned dtype that holds them (for moving between workers)."""
+    if a.dtype.kind not in "iu" or a.size == 0 or a.min() < 0:
+        return a
+    top = a.max()
+    for small in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(small).max:
+            return a.astype(small)
+    return a
+
+
+def compact_state(arrays: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, str]]:
+    """Pickle state of named arrays: compacted, with the dtype to restore."""
+    return {name: (compact(a), a.dtype.str) for name, a in arrays.items()}
+
+
+def expand_state(state: dict[str, tuple[np.ndarray, str]]) -> dict[str, np.ndarray]:
+    return {name: a.astype(np.dtype(dtype), copy=False) for name, (a, dtype) in state.items()}
+
+
 def gather_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Indices of the concatenated ranges [starts[i], ends[i]) without a Python loop."""
     starts = np.asarray(starts, dtype=np.int64)
@@ -29,22 +49,27 @@ def gather_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
 class DocBatch:
     """Documents in bulk.
 
-    key_hash, content_hash: uint64 [n] — hash of the doc key, hash of its text.
+    key_hash: uint64 [n] — hash of each document's key.
     tokens: int32 [T] — every sentence's token ids, concatenated.
     sentence_offsets: int64 [S + 1] — sentence s is tokens[o[s]:o[s+1]].
     doc_offsets: int64 [n + 1] — document d is sentences doc_offsets[d]:doc_offsets[d+1].
     """
 
     key_hash: np.ndarray
-    content_hash: np.ndarray
     tokens: np.ndarray
     sentence_offsets: np.ndarray
     doc_offsets: np.ndarray
 
+    def __getstate__(self):
+        # Token ids and offsets cross the shuffle between workers; most fit in 16 or 32 bits.
+        return compact_state(dataclasses.asdict(self))
+
+    def __setstate__(self, state):
+        self.__dict__.update(expand_state(state))
+
     @classmethod
     def empty(cls) -> "DocBatch":
         return cls(
-            np.zeros(0, np.uint64),
             np.zeros(0, np.uint64),
             np.zeros(0, np.int32),
             np.zeros(1, np.int64),
@@ -56,7 +81,6 @@ class DocBatch:
         cls,
         docs: Sequence[Sequence[Sequence[int]]],
         key_hash: Sequence[int] | None = None,
-        content_hash: Sequence[int] | None = None,
     ) -> "DocBatch":
         """Build from nested lists: docs[d][s] is sentence s of document d (for tests and small callers)."""
         sentences = [np.asarray(s, dtype=np.int32) for doc in docs for s in doc]
@@ -64,7 +88,6 @@ class DocBatch:
         n = len(docs)
         return cls(
             np.asarray(key_hash if key_hash is not None else np.arange(n), dtype=np.uint64),
-            np.asarray(content_hash if content_hash is not None else np.arange(n), dtype=np.uint64),
             np.concatenate(sentences) if sentences else np.zeros(0, np.int32),
             np.concatenate([[0], np.cumsum(sentence_lengths)]).astype(np.int64),
             np.concatenate([[0], np.cumsum([len(doc) for doc in docs])]).astype(np.int64),
@@ -102,7 +125,6 @@ class DocBatch:
         token_index = gather_ranges(self.sentence_offsets[sentence_index], self.sentence_offsets[sentence_index + 1])
         return DocBatch(
             self.key_hash[indices],
-            self.content_hash[indices],
             self.tokens[token_index],
             np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
             np.concatenate([[0], np.cumsum(s_end - s_start)]).astype(np.int64),
@@ -111,10 +133,27 @@ class DocBatch:
     def sorted(self) -> "DocBatch":
         """Documents in key order: the canonical order every objective sees.
 
-        Ties (same key) are broken by the content hash; identical keys and
-        contents are identical documents, so their order cannot matter.
+        Documents sharing a key (rare: a repeated id, or repeated text without
+        an id) are ordered by their tokens, then their sentence lengths;
+        documents equal in all three are identical, so their order cannot
+        matter.
         """
-        return self.take(np.lexsort((self.content_hash, self.key_hash)))
+        order = np.argsort(self.key_hash, kind="stable")
+        keys = self.key_hash[order]
+        tied = np.flatnonzero(keys[1:] == keys[:-1])
+        if tied.size:
+            first_of_run = tied[np.r_[True, tied[1:] != tied[:-1] + 1]]
+            for start in first_of_run.tolist():
+                end = start + 1
+                while end < keys.size and keys[end] == keys[start]:
+                    end += 1
+                run = order[start:end].tolist()
+                order[start:end] = sorted(run, key=self._content_order)
+        return self.take(order)
+
+    def _content_order(self, d: int) -> tuple[bytes, bytes]:
+        o = self.sentence_offsets[self.doc_offsets[d] : self.doc_offsets[d + 1] + 1]
+        return self.tokens[o[0] : o[-1]].tobytes(), np.diff(o).tobytes()
 
     @staticmethod
     def concat(batches: Iterable["DocBatch"]) -> "DocBatch":
@@ -125,7 +164,6 @@ class DocBatch:
         doc_base = np.cumsum([0] + [len(b.sentence_offsets) - 1 for b in batches[:-1]])
         return DocBatch(
             np.concatenate([b.key_hash for b in batches]),
-            np.concatenate([b.content_hash for b in batches]),
             np.concatenate([b.tokens for b in batches]),
             np.concatenate([[0]] + [b.sentence_offsets[1:] + base for b, base in zip(batches, sentence_base)]).astype(np.int64),
             np.concatenate([[0]] + [b.doc_offsets[1:] + base for b, base in zip(batches, doc_base)]).astype(np.int64),

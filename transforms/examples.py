@@ -9,7 +9,7 @@ import apache_beam as beam
 import numpy as np
 
 from transforms.counters import emit_counters
-from transforms.documents import DocBatch
+from transforms.documents import DocBatch, compact_state, expand_state
 from transforms.keys import example_keys, name_code, rng_for
 from transforms.objectives.base import Objective
 
@@ -20,6 +20,14 @@ class KeyedExamples:
 
     keys: np.ndarray
     features: dict[str, np.ndarray]
+
+    def __getstate__(self):
+        # Examples cross the shuffle to their shards; token ids, positions and masks fit in fewer bits.
+        return self.keys, compact_state(self.features)
+
+    def __setstate__(self, state):
+        self.keys, features = state
+        self.features = expand_state(features)
 
     def take(self, index: np.ndarray) -> "KeyedExamples":
         return KeyedExamples(self.keys[index], {k: v[index] for k, v in self.features.items()})

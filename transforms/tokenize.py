@@ -52,7 +52,6 @@ def tokenize_documents(
     nonempty = [ids[i] for i in np.flatnonzero(keep).tolist()]
     batch = DocBatch(
         key_hash=np.array([hash64(docs[i].key.encode("utf-8")) for i in good.tolist()], dtype=np.uint64),
-        content_hash=np.array([hash64(docs[i].text.encode("utf-8")) for i in good.tolist()], dtype=np.uint64),
         tokens=np.concatenate(nonempty).astype(np.int32, copy=False) if nonempty else np.zeros(0, np.int32),
         sentence_offsets=np.concatenate([[0], np.cumsum(lengths[keep])]).astype(np.int64),
         doc_offsets=np.concatenate([[0], np.cumsum(kept_per_doc[good])]).astype(np.int64),
