@@ -78,9 +78,9 @@ def _formats(text: str) -> tuple[str, ...]:
 def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("input")
     data.add_argument("--input", action="append", default=[], metavar="GLOB", help="input files (repeatable; local paths or any Beam filesystem such as gs://). Default: the built-in sample corpus (Python's own docstrings).")
-    data.add_argument("--input-format", default="auto", choices=("auto",) + READ_FORMATS, help="jsonl (one JSON object a line), text (BERT format: one sentence a line, blank line between documents) or parquet; auto infers it from the extension. .gz and .zst are decompressed. Default: auto.")
-    data.add_argument("--text-field", default="text", help="JSON field / Parquet column holding the text. Default: text.")
-    data.add_argument("--id-field", default="id", help="JSON field / Parquet column holding a stable document id ('' for none: the doc key is then a hash of the text). Default: id.")
+    data.add_argument("--input-format", default="auto", choices=("auto",) + READ_FORMATS, help="jsonl (one JSON object a line), text (BERT format: one sentence a line, blank line between documents), parquet, or tfrecord (tf.train.Example with a bytes text feature); auto infers it from the extension. .gz and .zst are decompressed. Default: auto.")
+    data.add_argument("--text-field", default="text", help="JSON field / Parquet column / Example feature holding the text. Default: text.")
+    data.add_argument("--id-field", default="id", help="JSON field / Parquet column / Example feature holding a stable document id ('' for none: the doc key is then a hash of the text). Default: id.")
     data.add_argument("--max-document-bytes", type=_positive_int, default=8 << 20, help="documents larger than this are dead-lettered as document_too_large. Default: 8 MiB.")
 
     tok = parser.add_argument_group("tokenizer")

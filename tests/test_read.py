@@ -103,3 +103,50 @@ def test_documents_without_id_are_keyed_by_content(tmp_path):
     path.write_bytes(b'{"text": "same"}\n{"text": "same"}\n{"text": "other"}\n')
     keys = [d.key for d in read_all(path, "jsonl")]
     assert keys[0] == keys[1] != keys[2] and keys[0].startswith("sha:")
+
+
+def test_tfrecord_examples_written_by_tensorflow_are_read(tmp_path):
+    import tensorflow as tf
+
+    def example(**features):
+        return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+    def text(value: bytes):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    records = [
+        example(text=text("Première phrase.".encode()), id=text(b"doc-a")),
+        example(text=text(b"Second document."), id=tf.train.Feature(int64_list=tf.train.Int64List(value=[7]))),
+        example(body=text(b"no text feature")),
+        example(text=tf.train.Feature(float_list=tf.train.FloatList(value=[1.0]))),
+        example(text=text(b"caf\xe9")),
+        b"\x0a\x05\x0a\x03\x0a\x01",  # a message cut short
+    ]
+    for name, options in (("a.tfrecord", None), ("b.tfrecord.gz", "GZIP")):
+        with tf.io.TFRecordWriter(str(tmp_path / name), options=options) as writer:
+            for r in records:
+                writer.write(r)
+    for name, compression in (("a.tfrecord", None), ("b.tfrecord.gz", "gzip")):
+        fmt, inferred = infer_format(str(tmp_path / name))
+        assert (fmt, inferred) == ("tfrecord", compression)
+        got = read_all(tmp_path / name, fmt, compression)
+        assert [(d.key, d.text) for d in got[:2]] == [("id:doc-a", "Première phrase."), ("id:7", "Second document.")]
+        assert [d.reason for d in got[2:]] == ["missing_text_field", "text_not_string", "invalid_utf8", "malformed_example"]
+
+
+def test_damaged_tfrecords_dead_letter_the_damage(tmp_path):
+    import tensorflow as tf
+
+    good = tmp_path / "good.tfrecord"
+    with tf.io.TFRecordWriter(str(good)) as writer:
+        for i in range(5):
+            writer.write(tf.train.Example(features=tf.train.Features(feature={"text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"doc {i}".encode()]))})).SerializeToString())
+    data = bytearray(good.read_bytes())
+    record_size = len(data) // 5
+    data[record_size + 14] ^= 0xFF  # inside the second record's data
+    (tmp_path / "flipped.tfrecord").write_bytes(bytes(data))
+    (tmp_path / "cut.tfrecord").write_bytes(good.read_bytes()[: record_size * 3 + 10])
+    flipped = read_all(tmp_path / "flipped.tfrecord", "tfrecord")
+    assert [getattr(d, "reason", d.text if isinstance(d, Document) else None) for d in flipped] == ["doc 0", "corrupt_record", "doc 2", "doc 3", "doc 4"]
+    cut = read_all(tmp_path / "cut.tfrecord", "tfrecord")
+    assert [d.text for d in cut[:3]] == ["doc 0", "doc 1", "doc 2"] and [d.reason for d in cut[3:]] == [TRUNCATED_FILE]

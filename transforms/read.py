@@ -1,11 +1,13 @@
 """Read input files into documents; anything unusable becomes a dead letter.
 
-Input formats (SPEC §1): JSON lines (`jsonl`), Parquet, and plain text in
+Input formats (SPEC §1): JSON lines (`jsonl`), Parquet, TFRecord files of
+`tf.train.Example` with a bytes text feature (`tfrecord`), and plain text in
 BERT's format (`text`: one sentence a line, a blank line between documents),
 optionally `.gz` or `.zst` compressed. Files are read through Beam's
 FileSystems, so `gs://` and every other registered scheme work.
 
-A *record* is one JSON line, one Parquet row or one text document. Every
+A *record* is one JSON line, one Parquet row, one TFRecord record or one
+text document. Every
 record read ends as exactly one of: a `Document`, or a `DeadLetter` with a
 reason. A truncated compressed file adds one dead letter for the lost tail,
 and a file that cannot be opened or decoded at all adds one for the file; so
@@ -19,6 +21,7 @@ import collections
 import dataclasses
 import hashlib
 import json
+import struct
 import zlib
 from typing import Any, Callable, Iterator
 
@@ -27,9 +30,18 @@ import apache_beam as beam
 from transforms.counters import emit_counters
 from transforms.progress import ProgressFile
 
-READ_FORMATS = ("jsonl", "text", "parquet")
+READ_FORMATS = ("jsonl", "text", "parquet", "tfrecord")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
-_FORMAT_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".txt": "text", ".text": "text", ".parquet": "parquet"}
+_FORMAT_SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+    ".txt": "text",
+    ".text": "text",
+    ".parquet": "parquet",
+    ".tfrecord": "tfrecord",
+    ".tfrecords": "tfrecord",
+}
 
 # Dead-letter reasons.
 INVALID_UTF8 = "invalid_utf8"
@@ -41,6 +53,8 @@ INVALID_ID = "invalid_id"
 EMPTY_DOCUMENT = "empty_document"
 TOO_LARGE = "document_too_large"
 TRUNCATED_FILE = "truncated_file"
+CORRUPT_RECORD = "corrupt_record"
+MALFORMED_EXAMPLE = "malformed_example"
 UNREADABLE_FILE = "unreadable_file"
 NO_TOKENS = "no_tokens"
 
@@ -192,21 +206,33 @@ def iter_records(rng: ReadRange, open_file: Callable[[str], Any]) -> Iterator[tu
     """Raw records of a JSONL or text range as (offset, bytes), or dead letters for damage.
 
     JSONL offsets are byte offsets in the decompressed file; text offsets are
-    the line number where the document starts.
+    the line number where the document starts; TFRecord offsets are record
+    numbers.
     """
     try:
         raw = open_file(rng.path)
     except Exception as e:  # noqa: BLE001 — a file we cannot open is dead-lettered, the run goes on
         yield DeadLetter(rng.path, rng.start, UNREADABLE_FILE, b"", f"{type(e).__name__}: {e}")
         return
-    records = _jsonl_records(raw, rng) if rng.format == "jsonl" else _text_documents(raw, rng.compression)
+    if rng.format == "jsonl":
+        records = _jsonl_records(raw, rng)
+    elif rng.format == "tfrecord":
+        records = _tfrecord_records(raw, rng)
+    else:
+        records = _text_documents(raw, rng.compression)
     offset = rng.start
     try:
         with raw:
-            for offset, record in records:
-                yield offset, record
+            for item in records:
+                if isinstance(item, DeadLetter):
+                    yield item
+                else:
+                    offset = item[0]
+                    yield item
     except _PartialRecord as e:
-        yield DeadLetter(rng.path, e.offset, TRUNCATED_FILE, e.raw, f"the {rng.compression} stream ends inside this record")
+        yield DeadLetter(rng.path, e.offset, TRUNCATED_FILE, e.raw, "the file ends inside this record")
+    except _BrokenFraming as e:
+        yield DeadLetter(rng.path, offset, UNREADABLE_FILE, b"", str(e))
     except Exception as e:  # noqa: BLE001 — corrupt compressed data and the like
         yield DeadLetter(rng.path, offset, UNREADABLE_FILE, b"", f"after offset {offset}: {type(e).__name__}: {e}")
 
@@ -240,6 +266,152 @@ def _text_documents(raw: Any, compression: str | None) -> Iterator[tuple[int, by
         raise _PartialRecord(first if doc else number + 1, b"\n".join(doc + [e.raw])) from None
     if doc:
         yield first, b"\n".join(doc)
+
+
+class _BrokenFraming(Exception):
+    """A TFRecord length failed its CRC: the records after it cannot be found."""
+
+
+def _tfrecord_records(raw: Any, rng: ReadRange) -> Iterator[tuple[int, bytes] | DeadLetter]:
+    """TFRecord framing (length, masked CRC32C of it, data, masked CRC32C of the data).
+
+    A record whose data fails its CRC is dead-lettered and reading goes on; a
+    length that fails its CRC ends the file (the framing is lost).
+    """
+    from transforms.codec import masked_crc32c
+
+    buffer, index = b"", 0
+    try:
+        for block in _decompressed_blocks(raw, rng.compression):
+            buffer += block
+            while len(buffer) >= 12:
+                header = buffer[:8]
+                if masked_crc32c(header) != struct.unpack("<I", buffer[8:12])[0]:
+                    raise _BrokenFraming(f"record {index}: the length fails its CRC")
+                end = 12 + struct.unpack("<Q", header)[0] + 4
+                if len(buffer) < end:
+                    break
+                data = buffer[12 : end - 4]
+                if masked_crc32c(data) == struct.unpack("<I", buffer[end - 4 : end])[0]:
+                    yield index, data
+                else:
+                    yield DeadLetter(rng.path, index, CORRUPT_RECORD, data, "the data fails its CRC")
+                buffer, index = buffer[end:], index + 1
+    except _Truncated:
+        raise _PartialRecord(index, buffer) from None
+    if buffer:
+        raise _PartialRecord(index, buffer)
+
+
+def _protobuf_fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
+    """(field number, wire type, value) of a serialized message; values of length-delimited fields are bytes."""
+    pos, end = 0, len(data)
+    while pos < end:
+        key, pos = _varint(data, pos)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            value, pos = data[pos : pos + size], pos + size
+            if pos > end:
+                raise ValueError("a field runs past the end of the message")
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, pos = data[pos : pos + size], pos + size
+        else:
+            raise ValueError(f"wire type {wire} is not in tf.train.Example")
+        yield field, wire, value
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data):
+            raise ValueError("a varint runs past the end of the message")
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def example_features(record: bytes, names: set[str]) -> dict[str, tuple[str, list]]:
+    """The named features of a serialized `tf.train.Example`: name -> (kind, values).
+
+    kind is "bytes" (values are bytes), "int64" (ints) or "float" (left undecoded).
+    """
+    out = {}
+    for field, _, features in _protobuf_fields(record):
+        if field != 1:
+            continue
+        for entry_field, _, entry in _protobuf_fields(features):
+            if entry_field != 1:
+                continue
+            name, feature = None, b""
+            for f, _, v in _protobuf_fields(entry):
+                if f == 1:
+                    name = v.decode("utf-8")
+                elif f == 2:
+                    feature = v
+            if name not in names:
+                continue
+            kind, values = "bytes", []
+            for f, _, v in _protobuf_fields(feature):
+                kind = {1: "bytes", 2: "float", 3: "int64"}.get(f, "unknown")
+                if kind == "bytes":
+                    values = [x for g, _, x in _protobuf_fields(v) if g == 1]
+                elif kind == "int64":
+                    values = [_signed(x) for x in _packed_or_plain_varints(v)]
+            out[name] = (kind, values)
+    return out
+
+
+def _packed_or_plain_varints(data: bytes) -> list[int]:
+    values = []
+    for field, wire, value in _protobuf_fields(data):
+        if field != 1:
+            continue
+        if wire == 0:
+            values.append(value)
+        else:
+            pos = 0
+            while pos < len(value):
+                v, pos = _varint(value, pos)
+                values.append(v)
+    return values
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def parse_tfrecord(source: str, index: int, record: bytes, spec: InputSpec) -> Document | DeadLetter:
+    names = {spec.text_field} | ({spec.id_field} if spec.id_field else set())
+    try:
+        features = example_features(record, names)
+    except (ValueError, UnicodeDecodeError) as e:
+        return DeadLetter(source, index, MALFORMED_EXAMPLE, record, str(e))
+    if spec.text_field not in features:
+        return DeadLetter(source, index, MISSING_TEXT, record, f"no {spec.text_field!r} feature")
+    kind, values = features[spec.text_field]
+    if kind != "bytes" or len(values) != 1:
+        return DeadLetter(source, index, TEXT_NOT_STRING, record, f"{spec.text_field!r} is {kind} with {len(values)} values, not one bytes value")
+    try:
+        text = values[0].decode("utf-8")
+    except UnicodeDecodeError as e:
+        return DeadLetter(source, index, INVALID_UTF8, record, str(e))
+    doc_id = None
+    if spec.id_field in features:
+        kind, values = features[spec.id_field]
+        if len(values) != 1 or kind not in ("bytes", "int64"):
+            return DeadLetter(source, index, INVALID_ID, record, f"id is {kind} with {len(values)} values")
+        try:
+            doc_id = values[0].decode("utf-8") if kind == "bytes" else values[0]
+        except UnicodeDecodeError as e:
+            return DeadLetter(source, index, INVALID_ID, record, str(e))
+    bad = _checked_text(text, source, index, record, spec)
+    return bad or Document(_key(doc_id, text), text, None, source, index)
 
 
 def _key(doc_id: Any, text: str) -> str:
@@ -348,7 +520,7 @@ def read_range(rng: ReadRange, open_file: Callable[[str], Any], spec: InputSpec)
     if rng.format == "parquet":
         yield from iter_parquet(rng, open_file, spec)
         return
-    parse = parse_jsonl if rng.format == "jsonl" else parse_text
+    parse = {"jsonl": parse_jsonl, "tfrecord": parse_tfrecord, "text": parse_text}[rng.format]
     for item in iter_records(rng, open_file):
         if isinstance(item, DeadLetter):
             yield item
