@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from transforms.objectives.base import ConfigError, Examples, Objective
+from transforms.objectives.bert import MaskedLM, MaskedLMNextSentence, MaskedLMSentenceOrder
 from transforms.objectives.clm import CausalLM
 from transforms.objectives.t5 import PrefixLM, SpanCorruption
 from transforms.objectives.ul2 import UL2
 
-OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (CausalLM, SpanCorruption, PrefixLM, UL2)}
+OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (
+    CausalLM,
+    MaskedLM,
+    MaskedLMNextSentence,
+    MaskedLMSentenceOrder,
+    SpanCorruption,
+    PrefixLM,
+    UL2,
+)}
 
 __all__ = ["OBJECTIVES", "ConfigError", "Examples", "Objective"]
