@@ -2,6 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Airflow pins its dependencies tightly: the nightly DAG (runners/airflow/) is tested in a venv of its own (tests/test_airflow_dag.py).
+AIRFLOW_VENV := .venv-airflow
+# The benchmark measures the plain install (what `make sample` users have), not the test extras.
+BENCH_VENV := .venv-bench
 
 .PHONY: sample test bench clean
 
@@ -19,14 +23,26 @@ $(VENV)/.installed-test: setup.py $(VENV)/.installed
 	$(BIN)/pip install --quiet torch==2.13.0
 	touch $@
 
+$(AIRFLOW_VENV)/.installed: runners/airflow/requirements.txt
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/pip install --quiet -r runners/airflow/requirements.txt
+	touch $@
+
 sample: $(VENV)/.installed
 	$(BIN)/tokenmill build
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test $(AIRFLOW_VENV)/.installed
 	$(BIN)/python -m pytest -q
 
-bench: $(VENV)/.installed
-	$(BIN)/python -m bench.throughput
+$(BENCH_VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m bench.throughput $(ARGS)
 
 clean:
-	rm -rf $(VENV) tokenmill-output
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(BENCH_VENV) tokenmill-output

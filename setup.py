@@ -25,11 +25,13 @@ setup(
     extras_require={
         "gcp": ["apache-beam[gcp]>=2.77,<2.78", "build>=1"],
         "tf": ["tensorflow-cpu>=2.16,<3"],
+        "bench": ["psutil>=5.9"],
         "test": [
             "apache-beam[gcp]>=2.77,<2.78",
             "build>=1",
             "tensorflow-cpu>=2.16,<3",
             "datasets>=3",
+            "gcp-storage-emulator>=2026.7",
             "pytest>=8",
             "psutil>=5.9",
         ],

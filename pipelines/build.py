@@ -1,8 +1,8 @@
 """Plan a build (resolve inputs, tokenizer, objective, version) and compose the pipeline.
 
-    ranges ─ Read ─ Tokenize ─(split, bucket)─ GroupByKey ─ Objective ─(split, shard)─ GroupByKey ─ WriteShards ─┐
-                 └─ dead letters ─ GroupByKey(reason) ─ WriteErrors ─────────────────────────────────────────────┤
-                 └─ counters ─ Sum ──────────────────────────────────────────────────────────────────────────────┴─ Publish
+    ranges ─ Read ─ Tokenize ─(split, bucket)─ GroupByKey ─ Objective ─(split, shard)─ GroupByKey ─ WriteShards ─ Verify ─┐
+                 └─ dead letters ─ GroupByKey(reason) ─ WriteErrors ─ Verify ──────────────────────────────────────────────┤
+                 └─ counters ─ Sum ────────────────────────────────────────────────────────────────────────────────────────┴─ Publish
 
 Everything that can be decided before the pipeline runs is decided in
 `plan_build`, in the launcher, so a bad flag, a missing file or an unusable
@@ -23,10 +23,11 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines.config import BuildConfig
 from pipelines.sample import sample_corpus_path, sample_tokenizer_path
+from pipelines.verify import VerifyWritten
 from transforms.counters import COUNTERS, SumCounters
 from transforms.examples import MakeExamples
 from transforms.keys import hash64
-from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, code_version, utc_now
+from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, Retention, code_version, utc_now
 from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import ConfigError, Objective
 from transforms.read import InputSpec, ReadDocuments, ReadRange, infer_format, plan_ranges
@@ -171,6 +172,7 @@ def plan_build(config: BuildConfig) -> BuildPlan:
 
     tokenizer_sha = hashlib.sha256(model_proto).hexdigest()
     code = code_version()
+    num_buckets = config.buckets_for(sum(f["size"] for f in inputs))
     fingerprint = hashlib.sha256(
         json.dumps(
             {
@@ -178,6 +180,7 @@ def plan_build(config: BuildConfig) -> BuildPlan:
                 "tokenizer": tokenizer_sha,
                 "config": config.fingerprint_fields(),
                 "objective": objective.params(),
+                "num_buckets": num_buckets,
                 "code": code["source_sha256"],
             },
             sort_keys=True,
@@ -194,7 +197,7 @@ def plan_build(config: BuildConfig) -> BuildPlan:
         input_spec=InputSpec(config.text_field, config.id_field or None, config.max_document_bytes),
         inputs=inputs,
         ranges=ranges,
-        num_buckets=config.buckets_for(sum(f["size"] for f in inputs)),
+        num_buckets=num_buckets,
         num_shards=config.shard_counts(),
         output=output,
         version=version,
@@ -217,12 +220,17 @@ def _sentence_splitter(plan: BuildPlan):
 
 
 class BuildCorpus(beam.PTransform):
-    """The whole build as one composite transform: root in, the published manifest out."""
+    """The whole build as one composite transform: root in, the published manifest out.
 
-    def __init__(self, plan: BuildPlan, progress_dir: str | None = None):
+    Every written file is re-read and checked before Publish writes the
+    manifest; with a `retention` (a rebuild) Publish then prunes old versions.
+    """
+
+    def __init__(self, plan: BuildPlan, progress_dir: str | None = None, retention: Retention | None = None):
         super().__init__()
         self._plan = plan
         self._progress_dir = progress_dir
+        self._retention = retention
 
     def expand(self, pbegin):
         plan, config = self._plan, self._plan.config
@@ -233,12 +241,12 @@ class BuildCorpus(beam.PTransform):
             | "Read" >> beam.ParDo(ReadDocuments(plan.input_spec, progress_dir=self._progress_dir)).with_outputs("dead", COUNTERS, main="docs")
         )
         tokenized = read.docs | "Tokenize" >> beam.ParDo(
-            TokenizeDocuments(plan.model_proto, _sentence_splitter(plan), config.seed, plan.num_buckets, config.validation_fraction, self._progress_dir)
+            TokenizeDocuments(plan.model_proto, _sentence_splitter(plan), config.seed, plan.num_buckets, self._progress_dir)
         ).with_outputs("dead", COUNTERS, main="buckets")
         made = (
             tokenized.buckets
             | "GroupBuckets" >> beam.GroupByKey()
-            | "Objective" >> beam.ParDo(MakeExamples(plan.objective, config.seed, plan.num_shards)).with_outputs(COUNTERS, main="examples")
+            | "Objective" >> beam.ParDo(MakeExamples(plan.objective, config.seed, config.validation_fraction, plan.num_shards)).with_outputs(COUNTERS, main="examples")
         )
         every_shard = pbegin | "EveryShard" >> beam.Create(
             [((split, shard), None) for split, n in plan.num_shards.items() for shard in range(n)], reshuffle=False
@@ -250,6 +258,7 @@ class BuildCorpus(beam.PTransform):
             | "WriteShards" >> beam.ParDo(
                 WriteShard(plan.objective.schema, plan.version_dir, config.formats, config.compression, plan.num_shards, plan.vocab.pad)
             )
+            | "VerifyShards" >> beam.ParDo(VerifyWritten(plan.version_dir, config.compression))
         )
         errors = (
             (read.dead, tokenized.dead)
@@ -257,6 +266,7 @@ class BuildCorpus(beam.PTransform):
             | "KeyByReason" >> beam.Map(lambda letter: (letter.reason, letter))
             | "GroupReasons" >> beam.GroupByKey()
             | "WriteErrors" >> beam.ParDo(WriteDeadLetters(plan.version_dir))
+            | "VerifyErrors" >> beam.ParDo(VerifyWritten(plan.version_dir, config.compression))
         )
         counters = (
             (read[COUNTERS], tokenized[COUNTERS], made[COUNTERS])
@@ -267,7 +277,7 @@ class BuildCorpus(beam.PTransform):
             pbegin
             | "Once" >> beam.Create([None])
             | "Publish" >> beam.ParDo(
-                Publish(plan.output, plan.version, plan.static_manifest(), plan.objective),
+                Publish(plan.output, plan.version, plan.static_manifest(), plan.objective, self._retention),
                 beam.pvalue.AsSingleton(counters),
                 beam.pvalue.AsList(shards),
                 beam.pvalue.AsList(errors),
@@ -277,10 +287,14 @@ class BuildCorpus(beam.PTransform):
 
 def run_build(config: BuildConfig, beam_args=(), show_progress: bool = True, quiet: bool = True) -> tuple[dict[str, Any] | None, str]:
     """Plan, run and wait; return the manifest (None if the runner did not produce one here) and the version's location."""
+    return run_plan(plan_build(config), beam_args, show_progress, quiet)
+
+
+def run_plan(plan: BuildPlan, beam_args=(), show_progress: bool = True, quiet: bool = True, retention: Retention | None = None) -> tuple[dict[str, Any] | None, str]:
+    """Run a planned build and wait; as `run_build`."""
     from runners.local import run
 
-    plan = plan_build(config)
-    run(lambda p, progress_dir: p | BuildCorpus(plan, progress_dir), beam_args, plan.input_bytes, show_progress, quiet)
+    run(lambda p, progress_dir: p | BuildCorpus(plan, progress_dir, retention), beam_args, plan.input_bytes, show_progress, quiet)
     manifest_path = join(plan.version_dir, MANIFEST)
     if not FileSystems.exists(manifest_path):
         return None, plan.version_dir

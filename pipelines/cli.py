@@ -1,9 +1,11 @@
 """The `tokenmill` command line.
 
     tokenmill build [options] [Beam options]     build a corpus version (the sample corpus by default)
+    tokenmill rebuild [options] [Beam options]   the same, only if anything changed; publish, keep the newest --keep
+    tokenmill verify OUT                         check a version's files against its manifest
     tokenmill train-tokenizer [options]          train a SentencePiece model with every special token reserved
 
-Every option not listed by `tokenmill build --help` is passed to Beam's
+Every option not listed by `tokenmill build --help` (or `rebuild --help`) is passed to Beam's
 PipelineOptions (`--runner`, `--direct_num_workers`, `--project`, ...); a
 flag that neither tokenmill nor Beam knows is an error.
 """
@@ -16,6 +18,7 @@ import time
 from typing import Any, Sequence
 
 from pipelines.config import DEFAULT_OUTPUT, BuildConfig
+from pipelines.rebuild import DEFAULT_KEEP
 from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import ConfigError
 from transforms.read import READ_FORMATS
@@ -117,7 +120,7 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
 
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="all randomness derives from it. Default: 0.")
-    run.add_argument("--num-buckets", type=_positive_int, help="hash buckets documents are mixed in. Default: one per 16 MiB of input.")
+    run.add_argument("--num-buckets", type=_positive_int, help="hash buckets documents are mixed in. Default: one per 8 MiB of input.")
     run.add_argument("--read-range-mb", type=_positive_int, default=16, help="uncompressed JSONL files are read in ranges of this size in parallel (the output does not depend on it). Default: 16.")
     run.add_argument("--no-progress", action="store_true", help="do not print progress lines.")
     run.add_argument("--verbose", action="store_true", help="show Beam's own logging (otherwise kept in a temporary file, printed on failure).")
@@ -168,8 +171,9 @@ def summary(manifest: dict[str, Any], seconds: float) -> str:
     return "\n".join(lines)
 
 
-def _build(args: argparse.Namespace, beam_args: list[str], parser: argparse.ArgumentParser) -> int:
-    from pipelines.build import run_build
+def _launch_config(args: argparse.Namespace, beam_args: list[str], parser: argparse.ArgumentParser) -> BuildConfig:
+    """The build's config, once the Beam flags are known and the runner can run it."""
+    from runners.dataflow import check_runner
     from runners.local import unknown_beam_args
 
     ours = [o for action in parser._actions for o in action.option_strings]  # noqa: SLF001
@@ -177,8 +181,11 @@ def _build(args: argparse.Namespace, beam_args: list[str], parser: argparse.Argu
     if unknown:
         parser.error(f"unrecognised arguments (neither tokenmill nor Beam options): {' '.join(unknown)}")
     config = config_from_args(args)
-    started = time.monotonic()
-    manifest, location = run_build(config, beam_args, show_progress=not args.no_progress, quiet=not args.verbose)
+    check_runner(config, beam_args)
+    return config
+
+
+def _print_result(manifest: dict[str, Any] | None, location: str, beam_args: list[str], seconds: float) -> None:
     if manifest is None:
         from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
@@ -186,10 +193,43 @@ def _build(args: argparse.Namespace, beam_args: list[str], parser: argparse.Argu
             print("Dry run: the pipeline was translated for the runner; nothing ran.")
         else:
             print(f"Submitted; the version appears at {location} when the job finishes.")
-        return 0
-    print(summary(manifest, time.monotonic() - started))
+        return
+    print(summary(manifest, seconds))
     print(f"Output: {location}")
+
+
+def _build(args: argparse.Namespace, beam_args: list[str], parser: argparse.ArgumentParser) -> int:
+    from pipelines.build import run_build
+
+    config = _launch_config(args, beam_args, parser)
+    started = time.monotonic()
+    manifest, location = run_build(config, beam_args, show_progress=not args.no_progress, quiet=not args.verbose)
+    _print_result(manifest, location, beam_args, time.monotonic() - started)
     return 0
+
+
+def _rebuild(args: argparse.Namespace, beam_args: list[str], parser: argparse.ArgumentParser) -> int:
+    from pipelines.rebuild import run_rebuild
+
+    config = _launch_config(args, beam_args, parser)
+    started = time.monotonic()
+    outcome = run_rebuild(config, args.keep, beam_args, show_progress=not args.no_progress, quiet=not args.verbose)
+    if outcome.up_to_date:
+        done = "submitted a job that verifies it" if outcome.verification_job else "no pipeline ran"
+        print(f"Up to date: {outcome.reason} (same inputs, tokenizer, config and code); {done}.")
+        print(f"Output: {outcome.location}")
+        return 0
+    print(f"Rebuilding: {outcome.reason}.")
+    _print_result(outcome.manifest, outcome.location, beam_args, time.monotonic() - started)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from pipelines.verify import verify_version
+
+    report = verify_version(args.path)
+    print(report.text())
+    return 0 if report.ok else 1
 
 
 def _train_tokenizer(args: argparse.Namespace) -> int:
@@ -218,6 +258,26 @@ def make_parser() -> argparse.ArgumentParser:
         description="Build one version of a pre-training corpus. Options not listed here go to Beam (e.g. --runner DataflowRunner --project P --region R --temp_location gs://B/tmp --setup_file ./setup.py). Without --runner it runs locally on every core.",
     )
     _add_build_arguments(build)
+    rebuild = commands.add_parser(
+        "rebuild",
+        help="build a new version if anything changed, publish it, prune old ones",
+        description=(
+            "Rebuild a corpus: if the inputs (sizes and content hashes, or object checksums), the tokenizer, the config "
+            "or the code changed since the version LATEST names, build a new version, verify every file, point LATEST "
+            "at it and delete complete versions beyond --keep (never the one LATEST names) and leftovers of killed runs. "
+            "Otherwise say so and run nothing. Takes every build option; options not listed here go to Beam."
+        ),
+    )
+    _add_build_arguments(rebuild)
+    rebuild.add_argument_group("versions").add_argument(
+        "--keep", type=_positive_int, default=DEFAULT_KEEP, metavar="N", help=f"complete versions to keep, the new one included. Default: {DEFAULT_KEEP}."
+    )
+    verify = commands.add_parser(
+        "verify",
+        help="check a version against its manifest",
+        description="Check every file of a version against its manifest: presence, size, sha256, example counts, TFRecord CRCs, Parquet footers. Exits 1 with a report naming each bad file.",
+    )
+    verify.add_argument("path", metavar="OUT", help="an output root (its LATEST version is checked) or a version directory; local or gs://.")
     train = commands.add_parser("train-tokenizer", help="train a SentencePiece model", description="Train a SentencePiece unigram model on a deterministic sample of the inputs, reserving every special token tokenmill uses ([CLS] [SEP] [MASK] [NLU] [NLG] [S2S] <extra_id_k>).")
     train.add_argument("--input", action="append", required=True, metavar="GLOB", help="input files, as for build (repeatable).")
     train.add_argument("--input-format", default="auto", choices=("auto",) + READ_FORMATS, help="as for build. Default: auto.")
@@ -231,7 +291,7 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+def subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
     return commands.choices[name]
 
@@ -242,9 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     try:
         if args.command == "build":
-            return _build(args, extra, _subcommand(parser, "build"))
+            return _build(args, extra, subcommand(parser, "build"))
+        if args.command == "rebuild":
+            return _rebuild(args, extra, subcommand(parser, "rebuild"))
         if extra:
             parser.error(f"unrecognised arguments: {' '.join(extra)}")
+        if args.command == "verify":
+            return _verify(args)
         return _train_tokenizer(args)
     except ConfigError as e:
         print(f"tokenmill: error: {e}", file=sys.stderr)

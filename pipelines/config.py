@@ -12,7 +12,7 @@ from transforms.read import READ_FORMATS
 from transforms.write import FORMATS, TFRECORD_COMPRESSIONS
 
 DEFAULT_OUTPUT = "tokenmill-output"
-BUCKET_BYTES = 16 << 20
+BUCKET_BYTES = 8 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +67,7 @@ class BuildConfig:
         return counts
 
     def buckets_for(self, input_bytes: int) -> int:
-        """Buckets of about 16 MiB of input: enough parallelism, bounded memory per bucket."""
+        """Buckets of about 8 MiB of input: enough of them to share among workers, each small in memory."""
         return self.num_buckets or max(1, math.ceil(input_bytes / BUCKET_BYTES))
 
     def fingerprint_fields(self) -> dict[str, Any]:

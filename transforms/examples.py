@@ -1,4 +1,4 @@
-"""Run the objective on each hash bucket and route its examples to shards."""
+"""Run the objective on each hash bucket (each split apart) and route its examples to shards."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import numpy as np
 
 from transforms.counters import emit_counters
 from transforms.documents import DocBatch, compact_state, expand_state
-from transforms.keys import example_keys, name_code, rng_for
+from transforms.keys import example_keys, is_validation, name_code, rng_for
 from transforms.objectives.base import Objective
+
+TRAIN, VALIDATION = "train", "validation"
 
 
 @dataclasses.dataclass
@@ -56,20 +58,35 @@ def build_bucket(objective: Objective, seed: int, split: str, bucket: int, docs:
     return KeyedExamples(keys, examples.features), counters
 
 
-class MakeExamples(beam.DoFn):
-    """((split, bucket), [DocBatch]) in; ((split, shard), KeyedExamples) out."""
+def split_documents(docs: DocBatch, validation_fraction: float) -> dict[str, DocBatch]:
+    """The documents of each split (by doc key alone, see `is_validation`)."""
+    validation = is_validation(docs.key_hash, validation_fraction)
+    return {TRAIN: docs.take(np.flatnonzero(~validation)), VALIDATION: docs.take(np.flatnonzero(validation))}
 
-    def __init__(self, objective: Objective, seed: int, num_shards: Mapping[str, int]):
+
+class MakeExamples(beam.DoFn):
+    """(bucket, [DocBatch]) in; ((split, shard), KeyedExamples) out.
+
+    A bucket carries both splits, so buckets stay equal in size (runners that
+    deal whole keys to workers stay balanced); each split's documents make
+    examples on their own, so a random next sentence never crosses splits.
+    """
+
+    def __init__(self, objective: Objective, seed: int, validation_fraction: float, num_shards: Mapping[str, int]):
         self._objective = objective
         self._seed = seed
+        self._validation_fraction = validation_fraction
         self._num_shards = dict(num_shards)
 
     def process(self, element):
-        (split, bucket), batches = element
-        examples, counters = build_bucket(self._objective, self._seed, split, bucket, DocBatch.concat(batches))
-        yield from emit_counters(counters)
-        if not examples.keys.size:
-            return
-        shard = (examples.keys % np.uint64(self._num_shards[split])).astype(np.int64)
-        for s in np.unique(shard).tolist():
-            yield (split, s), examples.take(np.flatnonzero(shard == s))
+        bucket, batches = element
+        for split, docs in split_documents(DocBatch.concat(batches), self._validation_fraction).items():
+            if not docs.num_docs:
+                continue
+            examples, counters = build_bucket(self._objective, self._seed, split, bucket, docs)
+            yield from emit_counters(counters)
+            if not examples.keys.size:
+                continue
+            shard = (examples.keys % np.uint64(self._num_shards[split])).astype(np.int64)
+            for s in np.unique(shard).tolist():
+                yield (split, s), examples.take(np.flatnonzero(shard == s))

@@ -1,23 +1,28 @@
 """The manifest and the publish step: the last thing a build writes.
 
-`manifest.json` is written after every shard and dead-letter file exists; its
-presence means the version is complete. Then `LATEST` is pointed at the
-version (write to a temporary name, rename), so readers that follow `LATEST`
-only ever see complete versions.
+`manifest.json` is written after every shard and dead-letter file exists and
+has been verified; its presence means the version is complete. Then `LATEST`
+is pointed at the version (write to a temporary name, rename), so readers that
+follow `LATEST` only ever see complete versions. Last, a rebuild prunes: old
+complete versions beyond what it keeps, and leftovers of killed runs. All of
+it runs inside the pipeline, so a job whose launcher does not wait for it (a
+Dataflow Flex Template) publishes and prunes too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
+import logging
 import os
 from typing import Any, Mapping, Sequence
 
 import apache_beam as beam
 
 from transforms.objectives.base import Objective
-from transforms.write import join, write_atomically
+from transforms.write import join, shard_name, write_atomically
 
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
@@ -31,7 +36,12 @@ def utc_now() -> str:
 
 
 def code_version() -> dict[str, str]:
-    """The package version and a hash of every source file, so a code change shows in the fingerprint."""
+    """The package version and a hash of every module, so a code change shows in the fingerprint.
+
+    Only package directories count (those with `__init__.py`): the DAG and the
+    template launcher beside them are not installed with the package, and a
+    checkout and an installed copy of one commit must hash the same.
+    """
     from importlib import import_module, metadata
 
     try:
@@ -42,7 +52,8 @@ def code_version() -> dict[str, str]:
     for package in SOURCE_PACKAGES:
         root = os.path.dirname(import_module(package).__file__)
         for directory, dirs, files in sorted(os.walk(root)):
-            dirs.sort()
+            if "__init__.py" not in files:
+                continue
             for name in sorted(f for f in files if f.endswith(".py")):
                 path = os.path.join(directory, name)
                 digest.update(os.path.relpath(path, os.path.dirname(root)).encode())
@@ -99,17 +110,149 @@ def dumps(manifest: Mapping[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-class Publish(beam.DoFn):
-    """Write `manifest.json` once everything else is written, then move `LATEST`."""
+def expected_shard_paths(manifest: Mapping[str, Any]) -> set[str]:
+    """Every shard file a version with this manifest's config holds (empty shards are written too)."""
+    config = manifest["config"]
+    objective = manifest["objective"]["name"]
+    return {
+        f"{split}/{shard_name(objective, shard, n, fmt, config['compression'])}"
+        for split, n in config["num_shards_by_split"].items()
+        for shard in range(n)
+        for fmt in config["formats"]
+    }
 
-    def __init__(self, output: str, version: str, static: Mapping[str, Any], objective: Objective):
+
+def _read_text(path: str) -> str | None:
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read().decode("utf-8")
+
+
+def read_latest(output: str) -> str | None:
+    """The version `OUT/LATEST` names, or None before the first publish."""
+    text = _read_text(join(output, LATEST))
+    return text.strip() if text else None
+
+
+def read_manifest(version_dir: str) -> dict[str, Any] | None:
+    """A version's manifest, or None while the version is incomplete."""
+    text = _read_text(join(version_dir, MANIFEST))
+    return json.loads(text) if text is not None else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Retention:
+    """What a rebuild keeps when it publishes.
+
+    The newest `keep` complete versions stay, and always the one `LATEST`
+    names. An incomplete version (no manifest) whose newest file was written
+    before `stale_before` (epoch seconds: the launch of the publishing run) is
+    the leftover of a killed run and goes; a newer one may be a run in progress.
+    """
+
+    keep: int
+    stale_before: float
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionDir:
+    """One `versions/<name>/` as a listing shows it."""
+
+    name: str
+    complete: bool
+    completed_at: float
+    last_write: float
+
+
+def scan_versions(output: str) -> list[VersionDir]:
+    """Every version directory under `output`, from one listing of its files (local or object store)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    prefix = join(output, VERSIONS, "")
+    files: dict[str, list] = {}
+    for meta in FileSystems.match([prefix + "**"])[0].metadata_list:
+        name, _, rest = meta.path[len(prefix) :].partition("/")
+        files.setdefault(name, []).append((rest, meta.last_updated_in_seconds))
+    versions = []
+    for name, entries in sorted(files.items()):
+        completed = [t for rest, t in entries if rest == MANIFEST]
+        versions.append(VersionDir(name, bool(completed), max(completed, default=0.0), max(t for _, t in entries)))
+    return versions
+
+
+def versions_to_delete(versions: Sequence[VersionDir], latest: str | None, current: str, retention: Retention) -> list[str]:
+    """Names of the versions a publish removes; never `latest`, never `current` (the version being published)."""
+    complete = sorted((v for v in versions if v.complete), key=lambda v: (v.completed_at, v.name), reverse=True)
+    doomed = [v.name for v in complete[retention.keep :]]
+    doomed += [v.name for v in versions if not v.complete and v.last_write < retention.stale_before]
+    return sorted(name for name in doomed if name not in (latest, current))
+
+
+def remove_temporaries(directory: str, recursive: bool, written_before: float | None = None) -> None:
+    """Delete the `.tmp-*` files `write_atomically` left behind when killed (all, or those last written before `written_before`)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    pattern = join(directory, "**.tmp-*" if recursive else ".tmp-*")
+    stale = [
+        m.path
+        for m in FileSystems.match([pattern])[0].metadata_list
+        if m.path.rsplit("/", 1)[-1].startswith(".tmp-") and (written_before is None or m.last_updated_in_seconds < written_before)
+    ]
+    if stale:
+        FileSystems.delete(stale)
+
+
+def prune_versions(output: str, retention: Retention, current: str) -> list[str]:
+    """Apply `retention` under `output`; return the names of the versions it removed.
+
+    A version loses its manifest first, so a prune killed half-way leaves an
+    incomplete version (which readers ignore and the next rebuild removes),
+    never a "complete" one with files missing.
+    """
+    from apache_beam.io.filesystems import FileSystems
+
+    doomed = versions_to_delete(scan_versions(output), read_latest(output), current, retention)
+    for name in doomed:
+        version_dir = join(output, VERSIONS, name)
+        if FileSystems.exists(join(version_dir, MANIFEST)):
+            FileSystems.delete([join(version_dir, MANIFEST)])
+        # A local directory is deleted as a tree; on an object store, a trailing '/' deletes the prefix.
+        FileSystems.delete([version_dir if FileSystems.exists(version_dir) else join(version_dir, "")])
+    return doomed
+
+
+class IncompleteVersion(RuntimeError):
+    """The shards handed to Publish are not every shard the config makes; nothing is published."""
+
+
+class Publish(beam.DoFn):
+    """Write `manifest.json` once everything else is written and verified, move `LATEST`, then prune.
+
+    `retention` None (a plain `build`) deletes nothing.
+    """
+
+    def __init__(self, output: str, version: str, static: Mapping[str, Any], objective: Objective, retention: Retention | None = None):
         self._output = output
         self._version = version
         self._static = dict(static)
         self._objective = objective
+        self._retention = retention
 
     def process(self, unused, counters, shards, errors):
+        missing = sorted(expected_shard_paths(self._static) - {s["path"] for s in shards})
+        if missing:
+            raise IncompleteVersion(f"{len(missing)} shards were not written, e.g. {missing[0]}; not publishing {self._version}")
+        version_dir = join(self._output, VERSIONS, self._version)
+        remove_temporaries(version_dir, recursive=True)
         manifest = assemble(self._static, self._objective, counters, shards, errors, utc_now())
-        write_atomically(join(self._output, VERSIONS, self._version, MANIFEST), [dumps(manifest)])
+        write_atomically(join(version_dir, MANIFEST), [dumps(manifest)])
         write_atomically(join(self._output, LATEST), [f"{self._version}\n".encode()])
+        if self._retention is not None:
+            remove_temporaries(self._output, recursive=False, written_before=self._retention.stale_before)
+            for name in prune_versions(self._output, self._retention, self._version):
+                logging.info("Published %s; removed version %s", self._version, name)
         yield manifest

@@ -1,9 +1,9 @@
-"""Tokenize documents in batches and route them to their (split, hash bucket).
+"""Tokenize documents in batches and route them to their hash bucket.
 
 One SentencePiece `encode` call per batch of documents: the tokenizer is the
 one cost the pipeline cannot avoid, and batching keeps everything around it
-small. The output is keyed by (split, bucket) so the next stage sees every
-document of a bucket together, mixed across all input files.
+small. The output is keyed by bucket so the next stage sees every document of
+a bucket together, mixed across all input files.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ import numpy as np
 
 from transforms.counters import emit_counters
 from transforms.documents import DocBatch
-from transforms.keys import bucket_of, hash64, is_validation
+from transforms.keys import bucket_of, hash64
 from transforms.progress import ProgressFile
-from transforms.read import NO_TOKENS, DeadLetter, Document
-
-TRAIN, VALIDATION = "train", "validation"
+from transforms.read import NO_TOKENS, DeadLetter, Document, TextBatch
 
 SentenceSplitter = Callable[[str], list[str]]
 
@@ -59,26 +57,23 @@ def tokenize_documents(
     return batch, empty
 
 
-def route(batch: DocBatch, seed: int, num_buckets: int, validation_fraction: float) -> Iterable[tuple[tuple[str, int], DocBatch]]:
-    """Split a batch by (split, bucket); the split depends on the doc key alone."""
+def route(batch: DocBatch, seed: int, num_buckets: int) -> Iterable[tuple[int, DocBatch]]:
+    """Split a batch by hash bucket (both splits together; the objective step separates them)."""
     if not batch.num_docs:
         return
-    split = is_validation(batch.key_hash, validation_fraction)
     bucket = bucket_of(batch.key_hash, seed, num_buckets)
-    code = bucket * 2 + split
-    for c in np.unique(code).tolist():
-        yield ((VALIDATION if c & 1 else TRAIN, c >> 1), batch.take(np.flatnonzero(code == c)))
+    for b in np.unique(bucket).tolist():
+        yield b, batch.take(np.flatnonzero(bucket == b))
 
 
 class TokenizeDocuments(beam.DoFn):
-    """Batches of `Document` in; ((split, bucket), DocBatch) out; empty docs dead-lettered."""
+    """`TextBatch` in; (bucket, DocBatch) out; documents without tokens dead-lettered."""
 
-    def __init__(self, model_proto: bytes, split_sentences: SentenceSplitter | None, seed: int, num_buckets: int, validation_fraction: float, progress_dir: str | None):
+    def __init__(self, model_proto: bytes, split_sentences: SentenceSplitter | None, seed: int, num_buckets: int, progress_dir: str | None):
         self._model_proto = model_proto
         self._split_sentences = split_sentences
         self._seed = seed
         self._num_buckets = num_buckets
-        self._validation_fraction = validation_fraction
         self._progress_dir = progress_dir
 
     def setup(self):
@@ -87,7 +82,8 @@ class TokenizeDocuments(beam.DoFn):
         self._sp = spm.SentencePieceProcessor(model_proto=self._model_proto)
         self._progress = ProgressFile(self._progress_dir)
 
-    def process(self, docs: list[Document]):
+    def process(self, element: TextBatch):
+        docs = element.documents
         batch, empty = tokenize_documents(
             lambda texts: self._sp.encode(texts, out_type="numpy", num_threads=1), docs, self._split_sentences
         )
@@ -97,7 +93,7 @@ class TokenizeDocuments(beam.DoFn):
         if empty:
             yield from emit_counters({f"dropped/{NO_TOKENS}": len(empty)})
         self._progress.add(documents=len(docs), tokens=batch.num_tokens, text_bytes=sum(len(d.text) for d in docs))
-        yield from route(batch, self._seed, self._num_buckets, self._validation_fraction)
+        yield from route(batch, self._seed, self._num_buckets)
 
     def teardown(self):
         if getattr(self, "_progress", None):
