@@ -37,59 +37,21 @@ def join(*parts: str) -> str:
     return "/".join(p.rstrip("/") for p in parts[:-1]) + "/" + parts[-1]
 
 
-class HashingWriter:
-    """A write-only file object that hashes and counts what passes through."""
-
-    def __init__(self, raw):
-        self._raw = raw
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-        self.closed = False
-
-    def write(self, data) -> int:
-        self._raw.write(data)
-        self.sha256.update(data)
-        self.size += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.size
-
-    def flush(self) -> None:
-        self._raw.flush()
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        if not self.closed:
-            self._raw.close()
-            self.closed = True
-
-
-def write_atomically(path: str, chunks: Iterable[bytes] | None = None, writer=None) -> dict:
-    """Write to a temporary name beside `path`, then rename; return size and sha256.
-
-    Pass `chunks` to write bytes, or `writer(file_object)` to let a library write.
-    """
+def write_atomically(path: str, chunks: Iterable[bytes]) -> dict:
+    """Write `chunks` to a temporary name beside `path`, then rename; return size and sha256."""
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
     directory, name = path.rsplit("/", 1)
     tmp = join(directory, f".tmp-{uuid.uuid4().hex}-{name}")
-    out = HashingWriter(FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED))
-    try:
-        if writer is not None:
-            writer(out)
-        for chunk in chunks or ():
+    digest, size = hashlib.sha256(), 0
+    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+        for chunk in chunks:
             out.write(chunk)
-    finally:
-        out.close()
+            digest.update(chunk)
+            size += len(chunk)
     FileSystems.rename([tmp], [path])
-    return {"bytes": out.size, "sha256": out.sha256.hexdigest()}
+    return {"bytes": size, "sha256": digest.hexdigest()}
 
 
 def _tfrecord_chunks(examples: KeyedExamples, schema: Schema, compression: str) -> Iterable[bytes]:
@@ -104,16 +66,24 @@ def _tfrecord_chunks(examples: KeyedExamples, schema: Schema, compression: str) 
         yield compressor.flush()
 
 
-def _write_parquet(examples: KeyedExamples, schema: Schema, out) -> None:
+def _parquet_bytes(examples: KeyedExamples, schema: Schema):
+    """The whole Parquet file in memory (row groups of about 8 MiB), written out in one call.
+
+    Letting pyarrow write page by page through a Python file object costs
+    more than the encoding itself.
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     row_bytes = sum(f.length * 4 for f in schema.features)
     rows_per_group = max(1, (8 << 20) // row_bytes)
-    with pq.ParquetWriter(out, schema.arrow_schema(), compression="zstd", use_dictionary=False) as writer:
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, schema.arrow_schema(), compression="zstd", use_dictionary=False) as writer:
         n = examples.keys.shape[0]
         for start in range(0, n, rows_per_group):
             part = {k: v[start : start + rows_per_group] for k, v in examples.features.items()}
             writer.write_table(arrow_table(part, schema), row_group_size=rows_per_group)
+    return sink.getvalue()
 
 
 def empty_features(schema: Schema) -> dict[str, np.ndarray]:
@@ -147,7 +117,7 @@ class WriteShard(beam.DoFn):
             if fmt == "tfrecord":
                 written = write_atomically(path, _tfrecord_chunks(examples, self._schema, self._compression))
             else:
-                written = write_atomically(path, writer=lambda out: _write_parquet(examples, self._schema, out))
+                written = write_atomically(path, [_parquet_bytes(examples, self._schema)])
             yield {"path": relative, "format": fmt, **stats, **written}
 
 

@@ -95,49 +95,38 @@ class CausalLM(Objective):
     def build(self, docs: DocBatch, rng: np.random.Generator) -> Examples:
         stream, offsets = with_eos(docs, self.vocab.eos)
         L = self.seq_len
-        n = stream.shape[0]
         if self.packing == "concat":
-            piece_starts = np.union1d(offsets[:-1], np.arange(0, n, L, dtype=np.int64))
-            piece_ends = np.append(piece_starts[1:], n)
-            row = piece_starts // L
-            slot = piece_starts - row * L
-        else:
-            doc_lengths = np.diff(offsets)
-            pieces_per_doc = (doc_lengths + L - 1) // L
-            piece_doc = np.repeat(np.arange(doc_lengths.shape[0]), pieces_per_doc)
-            piece_rank = np.arange(piece_doc.shape[0]) - np.repeat(np.cumsum(pieces_per_doc) - pieces_per_doc, pieces_per_doc)
-            piece_starts = offsets[piece_doc] + piece_rank * L
-            piece_ends = np.minimum(piece_starts + L, offsets[piece_doc + 1])
-            row = best_fit_decreasing(piece_ends - piece_starts, L)
-            order = np.lexsort((np.arange(row.shape[0]), row))
-            piece_starts, piece_ends, row = piece_starts[order], piece_ends[order], row[order]
-            lengths = piece_ends - piece_starts
-            first_in_row = np.r_[True, row[1:] != row[:-1]] if row.size else np.zeros(0, bool)
-            row_base = np.cumsum(lengths) - lengths
-            slot = row_base - np.maximum.accumulate(np.where(first_in_row, row_base, 0))
-        return self._materialize(stream, piece_starts, piece_ends, row, slot)
+            # Rows are the stream cut every L tokens; pieces end at row and document boundaries.
+            starts = np.union1d(offsets[:-1], np.arange(0, stream.shape[0], L, dtype=np.int64))
+            return self._materialize(stream, np.diff(np.append(starts, stream.shape[0])), starts // L)
+        doc_lengths = np.diff(offsets)
+        pieces_per_doc = (doc_lengths + L - 1) // L
+        piece_doc = np.repeat(np.arange(doc_lengths.shape[0]), pieces_per_doc)
+        piece_rank = np.arange(piece_doc.shape[0]) - np.repeat(np.cumsum(pieces_per_doc) - pieces_per_doc, pieces_per_doc)
+        starts = offsets[piece_doc] + piece_rank * L
+        ends = np.minimum(starts + L, offsets[piece_doc + 1])
+        row = best_fit_decreasing(ends - starts, L)
+        order = np.lexsort((np.arange(row.shape[0]), row))
+        starts, ends, row = starts[order], ends[order], row[order]
+        return self._materialize(stream[gather_ranges(starts, ends)], ends - starts, row)
 
-    def _materialize(self, stream, piece_starts, piece_ends, row, slot) -> Examples:
-        """Lay pieces (stream[start:end] at row, slot) into the output rows."""
+    def _materialize(self, tokens: np.ndarray, piece_lengths: np.ndarray, piece_row: np.ndarray) -> Examples:
+        """Rows from pieces laid left to right: `tokens` holds the pieces in row order, row by row."""
         L = self.seq_len
-        num_rows = int(row.max()) + 1 if row.size else 0
-        lengths = piece_ends - piece_starts
-        first_in_row = np.r_[True, row[1:] != row[:-1]] if row.size else np.zeros(0, bool)
-        piece_index = np.arange(row.shape[0])
+        num_rows = int(piece_row[-1]) + 1 if piece_row.size else 0
+        row_length = np.bincount(piece_row, weights=piece_lengths, minlength=num_rows).astype(np.int64)
+        first_in_row = np.r_[True, piece_row[1:] != piece_row[:-1]] if piece_row.size else np.zeros(0, bool)
+        piece_index = np.arange(piece_row.shape[0])
         segment = piece_index - np.maximum.accumulate(np.where(first_in_row, piece_index, 0)) + 1
-        src = gather_ranges(piece_starts, piece_ends)
-        dst = gather_ranges(row * L + slot, row * L + slot + lengths)
-        input_ids = np.full(num_rows * L, self.vocab.pad, dtype=np.int32)
-        segment_ids = np.zeros(num_rows * L, dtype=np.int32)
-        positions = np.zeros(num_rows * L, dtype=np.int32)
-        input_ids[dst] = stream[src]
-        segment_ids[dst] = np.repeat(segment, lengths)
-        positions[dst] = src - np.repeat(piece_starts, lengths)
+        piece_start = np.cumsum(piece_lengths) - piece_lengths
+        real = np.arange(L) < row_length[:, None]
+        input_ids = np.full((num_rows, L), self.vocab.pad, dtype=np.int32)
+        segment_ids = np.zeros((num_rows, L), dtype=np.int32)
+        positions = np.zeros((num_rows, L), dtype=np.int32)
+        input_ids[real] = tokens
+        segment_ids[real] = np.repeat(segment, piece_lengths)
+        positions[real] = np.arange(tokens.shape[0]) - np.repeat(piece_start, piece_lengths)
         return Examples(
-            {
-                "input_ids": input_ids.reshape(num_rows, L),
-                "segment_ids": segment_ids.reshape(num_rows, L),
-                "positions": positions.reshape(num_rows, L),
-            },
-            {"padding_tokens": num_rows * L - int(src.shape[0]), "rows": num_rows},
+            {"input_ids": input_ids, "segment_ids": segment_ids, "positions": positions},
+            {"padding_tokens": num_rows * L - int(tokens.shape[0]), "rows": num_rows},
         )

@@ -1,0 +1,194 @@
+"""Throughput of every objective as a ratio to raw SentencePiece encoding, measured in the same run.
+
+    python -m bench.throughput --mb 100 --workers 2
+
+For each objective, `tokenmill build` runs on the local runner (one worker
+process per core, as a user runs it) over a corpus of `--mb` MB and one of
+4× that (the sample corpus repeated with unique ids, made here, no
+download). The cost of a run is start-up plus work proportional to the data,
+so from the two runs:
+
+    steady tokens/s = (tokens at 4×  −  tokens at 1×) / (seconds at 4×  −  seconds at 1×)
+    start-up s      = seconds at 1×  −  tokens at 1× / steady tokens/s
+
+and ratio = steady tokens/s ÷ raw SentencePiece tokens/s, where the raw figure
+is `encode(texts, num_threads=workers)` over the 4× texts with the same
+model. Peak memory is the resident set of the whole process tree (launcher
+and workers), sampled every 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+OBJECTIVES = ("clm", "mlm", "mlm_nsp", "span_corruption", "prefix_lm", "ul2")
+
+
+def raw_tokenizer_rate(corpus_dir: str, model_path: str, threads: int) -> tuple[int, float]:
+    """(tokens, tokens/s) of SentencePiece alone on the corpus texts."""
+    import sentencepiece as spm
+
+    texts = []
+    for name in sorted(os.listdir(corpus_dir)):
+        with open(os.path.join(corpus_dir, name), encoding="utf-8") as f:
+            texts += [json.loads(line)["text"] for line in f]
+    sp = spm.SentencePieceProcessor(model_file=model_path)
+    sp.encode(texts[:2000], num_threads=threads)  # warm up
+    start = time.perf_counter()
+    ids = sp.encode(texts, num_threads=threads)
+    seconds = time.perf_counter() - start
+    tokens = sum(map(len, ids))
+    return tokens, tokens / seconds
+
+
+class PeakMemory(threading.Thread):
+    """Samples the resident memory of a process and all its descendants."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self._pid = pid
+        self.peak = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self._pid)
+        except psutil.NoSuchProcess:
+            return
+        while not self._done.is_set():
+            total = 0
+            try:
+                for p in [root, *root.children(recursive=True)]:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.NoSuchProcess:
+                        pass
+            except psutil.NoSuchProcess:
+                break
+            self.peak = max(self.peak, total)
+            self._done.wait(0.05)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def run_build(objective: str, corpus_dir: str, model_path: str, out: str, workers: int, extra: list[str]) -> dict:
+    """One `tokenmill build` in a fresh process: wall seconds, peak memory, and its manifest."""
+    cmd = [
+        sys.executable, "-m", "pipelines.cli", "build", "--objective", objective,
+        "--input", os.path.join(corpus_dir, "*.jsonl"), "--tokenizer", model_path, "--output", out,
+        "--no-progress", f"--direct_num_workers={workers}", *extra,
+    ]
+    start = time.perf_counter()
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    memory = PeakMemory(process.pid)
+    memory.start()
+    printed, _ = process.communicate()
+    seconds = time.perf_counter() - start
+    memory.stop()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{printed}")
+    with open(os.path.join(out, "LATEST")) as f:
+        version = f.read().strip()
+    with open(os.path.join(out, "versions", version, "manifest.json")) as f:
+        manifest = json.load(f)
+    return {"seconds": seconds, "peak_rss": memory.peak, "manifest": manifest}
+
+
+def measure(objective: str, corpora: dict, model_path: str, workdir: str, workers: int, raw_rate: float, extra: list[str]) -> dict:
+    runs = {}
+    for scale, corpus in corpora.items():
+        out = os.path.join(workdir, f"out-{objective}-{scale}")
+        runs[scale] = run_build(objective, corpus["dir"], model_path, out, workers, extra)
+        runs[scale]["bytes"] = sum(t["bytes"] for t in runs[scale]["manifest"]["totals"].values())
+        shutil.rmtree(out)
+    small, large = runs["1x"], runs["4x"]
+    tokens_small, tokens_large = corpora["1x"]["tokens"], corpora["4x"]["tokens"]
+    steady = (tokens_large - tokens_small) / (large["seconds"] - small["seconds"])
+    return {
+        "objective": objective,
+        "documents_1x": small["manifest"]["counters"]["records_read"],
+        "documents_4x": large["manifest"]["counters"]["records_read"],
+        "tokens_1x": tokens_small,
+        "tokens_4x": tokens_large,
+        "seconds_1x": round(small["seconds"], 2),
+        "seconds_4x": round(large["seconds"], 2),
+        "steady_tokens_per_s": round(steady),
+        "raw_tokenizer_tokens_per_s": round(raw_rate),
+        "ratio": round(steady / raw_rate, 3),
+        "startup_s": round(small["seconds"] - tokens_small / steady, 2),
+        "peak_rss_mb_4x": round(large["peak_rss"] / 1e6),
+        "output_mb_4x": round(large["bytes"] / 1e6),
+        "memory_target_mb_4x": round((1e9 + 1.5 * large["bytes"]) / 1e6),
+    }
+
+
+def table(rows: list[dict]) -> str:
+    header = f"{'objective':<16}{'docs 4x':>10}{'tokens 4x':>12}{'s 1x':>8}{'s 4x':>8}{'steady tok/s':>14}{'raw tok/s':>12}{'ratio':>7}{'start s':>8}{'peak MB':>9}{'out MB':>8}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(
+            f"{r['objective']:<16}{r['documents_4x']:>10,}{r['tokens_4x']:>12,}{r['seconds_1x']:>8.1f}{r['seconds_4x']:>8.1f}"
+            f"{r['steady_tokens_per_s']:>14,}{r['raw_tokenizer_tokens_per_s']:>12,}{r['ratio']:>7.2f}{r['startup_s']:>8.1f}"
+            f"{r['peak_rss_mb_4x']:>9,}{r['output_mb_4x']:>8,}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    from bench.corpus import write_corpus
+    from pipelines.sample import sample_tokenizer_path
+    from transforms.objectives import OBJECTIVES as AVAILABLE
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mb", type=float, default=100, help="size of the 1x corpus in MB of JSONL (the 4x run uses 4 times this). Default: 100.")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="worker processes and tokenizer threads. Default: all cores.")
+    parser.add_argument("--objectives", default=",".join(OBJECTIVES), help=f"comma-separated. Default: {','.join(OBJECTIVES)}.")
+    parser.add_argument("--json", default="bench-results.json", help="where to write the results. Default: bench-results.json.")
+    parser.add_argument("--workdir", help="scratch directory (corpora and outputs). Default: a temporary directory.")
+    args, extra = parser.parse_known_args(argv)
+
+    workdir = args.workdir or tempfile.mkdtemp(prefix="tokenmill-bench-")
+    model = sample_tokenizer_path()
+    corpora = {}
+    for scale, factor in (("1x", 1), ("4x", 4)):
+        corpus_dir = os.path.join(workdir, f"corpus-{scale}")
+        if not os.path.isdir(corpus_dir):
+            write_corpus(corpus_dir, args.mb * factor, files=max(1, factor))
+        corpora[scale] = {"dir": corpus_dir}
+    print(f"Measuring raw SentencePiece on {args.workers} threads ...", flush=True)
+    corpora["1x"]["tokens"], _ = raw_tokenizer_rate(corpora["1x"]["dir"], model, args.workers)
+    corpora["4x"]["tokens"], raw_rate = raw_tokenizer_rate(corpora["4x"]["dir"], model, args.workers)
+    print(f"  {raw_rate:,.0f} tokens/s", flush=True)
+
+    rows = []
+    for objective in args.objectives.split(","):
+        if objective not in AVAILABLE:
+            print(f"{objective}: not built yet, skipped", flush=True)
+            continue
+        print(f"Running {objective} at 1x and 4x ...", flush=True)
+        rows.append(measure(objective, corpora, model, workdir, args.workers, raw_rate, extra))
+        print(table(rows[-1:]).splitlines()[-1], flush=True)
+    print()
+    print(table(rows))
+    with open(args.json, "w") as f:
+        json.dump({"mb_1x": args.mb, "workers": args.workers, "results": rows}, f, indent=2)
+    print(f"\nResults: {args.json}")
+    if not args.workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
