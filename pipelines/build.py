@@ -1,8 +1,9 @@
 """Plan a build (resolve inputs, tokenizer, objective, version) and compose the pipeline.
 
-    ranges ─ Read ─ Tokenize ─(split, bucket)─ GroupByKey ─ Objective ─(split, shard)─ GroupByKey ─ WriteShards ─ Verify ─┐
-                 └─ dead letters ─ GroupByKey(reason) ─ WriteErrors ─ Verify ──────────────────────────────────────────────┤
-                 └─ counters ─ Sum ────────────────────────────────────────────────────────────────────────────────────────┴─ Publish
+    ranges ─ Read ─ Tokenize ─(bucket)─ GroupByKey ─ Objective ─(split, shard)─ GroupByKey ─ WriteShards ──────────┬─ Verify ─┐
+                 │                                                          every shard ─ WriteEmptyShards (if none) ─┘          │
+                 ├─ dead letters ─ GroupByKey(reason) ─ WriteErrors ─ Verify ───────────────────────────────────────────────────┤
+                 └─ counters ─ Sum ─────────────────────────────────────────────────────────────────────────────────────────────┴─ Publish
 
 Everything that can be decided before the pipeline runs is decided in
 `plan_build`, in the launcher, so a bad flag, a missing file or an unusable
@@ -24,7 +25,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.config import BuildConfig
 from pipelines.sample import sample_corpus_path, sample_tokenizer_path
 from pipelines.verify import VerifyWritten
-from transforms.counters import COUNTERS, SumCounters
+from transforms.counters import COUNTERS
 from transforms.examples import MakeExamples
 from transforms.keys import hash64
 from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, Retention, code_version, utc_now
@@ -33,7 +34,7 @@ from transforms.objectives.base import ConfigError, Objective
 from transforms.read import InputSpec, ReadDocuments, ReadRange, infer_format, plan_ranges
 from transforms.tokenize import TokenizeDocuments
 from transforms.vocab import DEFAULT_EXTRA_IDS, Vocab
-from transforms.write import WriteDeadLetters, WriteShard, join
+from transforms.write import WriteDeadLetters, WriteEmptyShards, WriteShard, join
 
 
 @dataclasses.dataclass
@@ -248,16 +249,16 @@ class BuildCorpus(beam.PTransform):
             | "GroupBuckets" >> beam.GroupByKey()
             | "Objective" >> beam.ParDo(MakeExamples(plan.objective, config.seed, config.validation_fraction, plan.num_shards)).with_outputs(COUNTERS, main="examples")
         )
-        every_shard = pbegin | "EveryShard" >> beam.Create(
-            [((split, shard), None) for split, n in plan.num_shards.items() for shard in range(n)], reshuffle=False
+        shard_args = (plan.objective.schema, plan.version_dir, config.formats, config.compression, plan.num_shards, plan.vocab.pad)
+        written = made.examples | "GroupShards" >> beam.GroupByKey() | "WriteShards" >> beam.ParDo(WriteShard(*shard_args))
+        empty = (
+            pbegin
+            | "EveryShard" >> beam.Create([(split, shard) for split, n in plan.num_shards.items() for shard in range(n)], reshuffle=False)
+            | "WriteEmptyShards" >> beam.ParDo(WriteEmptyShards(*shard_args), beam.pvalue.AsList(written))
         )
         shards = (
-            (made.examples, every_shard)
-            | "ExamplesAndEmptyShards" >> beam.Flatten()
-            | "GroupShards" >> beam.GroupByKey()
-            | "WriteShards" >> beam.ParDo(
-                WriteShard(plan.objective.schema, plan.version_dir, config.formats, config.compression, plan.num_shards, plan.vocab.pad)
-            )
+            (written, empty)
+            | "AllShards" >> beam.Flatten()
             | "VerifyShards" >> beam.ParDo(VerifyWritten(plan.version_dir, config.compression))
         )
         errors = (
@@ -271,14 +272,13 @@ class BuildCorpus(beam.PTransform):
         counters = (
             (read[COUNTERS], tokenized[COUNTERS], made[COUNTERS])
             | "AllCounters" >> beam.Flatten()
-            | "SumCounters" >> beam.CombineGlobally(SumCounters())
         )
         return (
             pbegin
             | "Once" >> beam.Create([None])
             | "Publish" >> beam.ParDo(
                 Publish(plan.output, plan.version, plan.static_manifest(), plan.objective, self._retention),
-                beam.pvalue.AsSingleton(counters),
+                beam.pvalue.AsList(counters),
                 beam.pvalue.AsList(shards),
                 beam.pvalue.AsList(errors),
             )

@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 
 from transforms.documents import DocBatch, gather_ranges
+from transforms.transit import Packed
 
 
 def random_docs(rng, n, keys):
@@ -22,22 +23,39 @@ def test_sorted_order_does_not_depend_on_arrival_order_even_with_repeated_keys()
     rng = np.random.default_rng(0)
     keys = rng.integers(0, 5, size=40).astype(np.uint64)  # many documents share a key
     batch = random_docs(rng, 40, keys)
-    expected = as_lists(batch.sorted())
+    expected = as_lists(batch.take(batch.canonical_order()))
     for _ in range(5):
         shuffled = batch.take(rng.permutation(40))
         parts = [shuffled.take(np.arange(0, 13)), shuffled.take(np.arange(13, 40))]
-        assert as_lists(DocBatch.concat(parts[::-1]).sorted()) == expected
+        joined = DocBatch.concat(parts[::-1])
+        assert as_lists(joined.take(joined.canonical_order())) == expected
     assert expected[1] == sorted(expected[1])
 
 
-def test_pickled_batch_is_compact_and_restores_exactly():
+def test_a_packed_batch_is_small_and_unpacks_exactly():
     rng = np.random.default_rng(1)
     batch = random_docs(rng, 100, rng.integers(0, 2**63, size=100).astype(np.uint64))
     small = DocBatch.from_token_lists([[[1, 2, 3]]] * 1000)
-    assert len(pickle.dumps(small)) < 1000 * 3 * 4  # token ids below 256 travel as bytes
-    back = pickle.loads(pickle.dumps(batch))
+    raw = sum(a.nbytes for a in small.to_arrays().values())
+    assert len(pickle.dumps(Packed(small))) < raw / 4
+    back = pickle.loads(pickle.dumps(Packed(batch))).unpack()
     assert back.tokens.dtype == np.int32 and back.sentence_offsets.dtype == np.int64
     assert as_lists(back) == as_lists(batch)
+
+
+def test_examples_travel_packed_and_unpack_exactly():
+    from transforms.examples import KeyedExamples
+
+    rng = np.random.default_rng(2)
+    ids = np.zeros((200, 512), dtype=np.int32)
+    ids[:, :80] = rng.integers(0, 32000, size=(200, 80))  # mostly padding, as short NSP pairs are
+    weights = (rng.random((200, 20)) < 0.5).astype(np.float32)
+    examples = KeyedExamples(np.arange(200, dtype=np.uint64), {"input_ids": ids, "masked_lm_weights": weights})
+    packed = Packed(examples)
+    assert len(packed) < ids.nbytes / 4
+    back = pickle.loads(pickle.dumps(pickle.loads(pickle.dumps(packed)))).unpack()
+    assert back.features["input_ids"].dtype == np.int32 and np.array_equal(back.features["input_ids"], ids)
+    assert np.array_equal(back.features["masked_lm_weights"], weights) and np.array_equal(back.keys, examples.keys)
 
 
 def test_gather_ranges():

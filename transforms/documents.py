@@ -14,26 +14,6 @@ from typing import Iterable, Sequence
 import numpy as np
 
 
-def compact(a: np.ndarray) -> np.ndarray:
-    """The same non-negative integers in the smallest unsigned dtype that holds them (for moving between workers)."""
-    if a.dtype.kind not in "iu" or a.size == 0 or a.min() < 0:
-        return a
-    top = a.max()
-    for small in (np.uint8, np.uint16, np.uint32):
-        if top <= np.iinfo(small).max:
-            return a.astype(small)
-    return a
-
-
-def compact_state(arrays: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, str]]:
-    """Pickle state of named arrays: compacted, with the dtype to restore."""
-    return {name: (compact(a), a.dtype.str) for name, a in arrays.items()}
-
-
-def expand_state(state: dict[str, tuple[np.ndarray, str]]) -> dict[str, np.ndarray]:
-    return {name: a.astype(np.dtype(dtype), copy=False) for name, (a, dtype) in state.items()}
-
-
 def gather_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Indices of the concatenated ranges [starts[i], ends[i]) without a Python loop."""
     starts = np.asarray(starts, dtype=np.int64)
@@ -60,12 +40,12 @@ class DocBatch:
     sentence_offsets: np.ndarray
     doc_offsets: np.ndarray
 
-    def __getstate__(self):
-        # Token ids and offsets cross the shuffle between workers; most fit in 16 or 32 bits.
-        return compact_state(dataclasses.asdict(self))
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return dataclasses.asdict(self)
 
-    def __setstate__(self, state):
-        self.__dict__.update(expand_state(state))
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "DocBatch":
+        return cls(**arrays)
 
     @classmethod
     def empty(cls) -> "DocBatch":
@@ -130,8 +110,8 @@ class DocBatch:
             np.concatenate([[0], np.cumsum(s_end - s_start)]).astype(np.int64),
         )
 
-    def sorted(self) -> "DocBatch":
-        """Documents in key order: the canonical order every objective sees.
+    def canonical_order(self) -> np.ndarray:
+        """Indices of the documents in key order: the order every objective sees.
 
         Documents sharing a key (rare: a repeated id, or repeated text without
         an id) are ordered by their tokens, then their sentence lengths;
@@ -149,7 +129,7 @@ class DocBatch:
                     end += 1
                 run = order[start:end].tolist()
                 order[start:end] = sorted(run, key=self._content_order)
-        return self.take(order)
+        return order
 
     def _content_order(self, d: int) -> tuple[bytes, bytes]:
         o = self.sentence_offsets[self.doc_offsets[d] : self.doc_offsets[d + 1] + 1]

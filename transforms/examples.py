@@ -9,9 +9,10 @@ import apache_beam as beam
 import numpy as np
 
 from transforms.counters import emit_counters
-from transforms.documents import DocBatch, compact_state, expand_state
+from transforms.documents import DocBatch
 from transforms.keys import example_keys, is_validation, name_code, rng_for
 from transforms.objectives.base import Objective
+from transforms.transit import Packed
 
 TRAIN, VALIDATION = "train", "validation"
 
@@ -23,13 +24,12 @@ class KeyedExamples:
     keys: np.ndarray
     features: dict[str, np.ndarray]
 
-    def __getstate__(self):
-        # Examples cross the shuffle to their shards; token ids, positions and masks fit in fewer bits.
-        return self.keys, compact_state(self.features)
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"keys": self.keys, **{f"feature/{name}": a for name, a in self.features.items()}}
 
-    def __setstate__(self, state):
-        self.keys, features = state
-        self.features = expand_state(features)
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "KeyedExamples":
+        return cls(arrays.pop("keys"), {name.split("/", 1)[1]: a for name, a in arrays.items()})
 
     def take(self, index: np.ndarray) -> "KeyedExamples":
         return KeyedExamples(self.keys[index], {k: v[index] for k, v in self.features.items()})
@@ -37,7 +37,7 @@ class KeyedExamples:
     @staticmethod
     def concat_sorted(parts: Iterable["KeyedExamples"], names: list[str]) -> "KeyedExamples":
         """All parts in key order: the same order whatever order the parts arrive in."""
-        parts = [p for p in parts if p is not None and p.keys.size]
+        parts = [p for p in parts if p.keys.size]
         if not parts:
             return KeyedExamples(np.zeros(0, np.uint64), {})
         keys = np.concatenate([p.keys for p in parts])
@@ -48,8 +48,7 @@ class KeyedExamples:
 
 
 def build_bucket(objective: Objective, seed: int, split: str, bucket: int, docs: DocBatch):
-    """The objective's examples and counters for one bucket, with their keys; pure."""
-    docs = docs.sorted()
+    """The objective's examples and counters for one bucket's documents of a split (in canonical order), with their keys; pure."""
     rng = rng_for(seed, name_code(objective.name), name_code(split), bucket)
     examples = objective.build(docs, rng)
     size = objective.schema.check(examples.features) if examples.features else 0
@@ -59,13 +58,14 @@ def build_bucket(objective: Objective, seed: int, split: str, bucket: int, docs:
 
 
 def split_documents(docs: DocBatch, validation_fraction: float) -> dict[str, DocBatch]:
-    """The documents of each split (by doc key alone, see `is_validation`)."""
-    validation = is_validation(docs.key_hash, validation_fraction)
-    return {TRAIN: docs.take(np.flatnonzero(~validation)), VALIDATION: docs.take(np.flatnonzero(validation))}
+    """The documents of each split (by doc key alone, see `is_validation`), each in canonical order."""
+    order = docs.canonical_order()
+    validation = is_validation(docs.key_hash[order], validation_fraction)
+    return {TRAIN: docs.take(order[~validation]), VALIDATION: docs.take(order[validation])}
 
 
 class MakeExamples(beam.DoFn):
-    """(bucket, [DocBatch]) in; ((split, shard), KeyedExamples) out.
+    """(bucket, [Packed DocBatch]) in; ((split, shard), Packed KeyedExamples) out.
 
     A bucket carries both splits, so buckets stay equal in size (runners that
     deal whole keys to workers stay balanced); each split's documents make
@@ -80,7 +80,7 @@ class MakeExamples(beam.DoFn):
 
     def process(self, element):
         bucket, batches = element
-        for split, docs in split_documents(DocBatch.concat(batches), self._validation_fraction).items():
+        for split, docs in split_documents(DocBatch.concat(b.unpack() for b in batches), self._validation_fraction).items():
             if not docs.num_docs:
                 continue
             examples, counters = build_bucket(self._objective, self._seed, split, bucket, docs)
@@ -89,4 +89,4 @@ class MakeExamples(beam.DoFn):
                 continue
             shard = (examples.keys % np.uint64(self._num_shards[split])).astype(np.int64)
             for s in np.unique(shard).tolist():
-                yield (split, s), examples.take(np.flatnonzero(shard == s))
+                yield (split, s), Packed(examples.take(np.flatnonzero(shard == s)))

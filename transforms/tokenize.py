@@ -18,6 +18,7 @@ from transforms.documents import DocBatch
 from transforms.keys import bucket_of, hash64
 from transforms.progress import ProgressFile
 from transforms.read import NO_TOKENS, DeadLetter, Document, TextBatch
+from transforms.transit import Packed
 
 SentenceSplitter = Callable[[str], list[str]]
 
@@ -67,7 +68,7 @@ def route(batch: DocBatch, seed: int, num_buckets: int) -> Iterable[tuple[int, D
 
 
 class TokenizeDocuments(beam.DoFn):
-    """`TextBatch` in; (bucket, DocBatch) out; documents without tokens dead-lettered."""
+    """`TextBatch` in; (bucket, Packed DocBatch) out; documents without tokens dead-lettered."""
 
     def __init__(self, model_proto: bytes, split_sentences: SentenceSplitter | None, seed: int, num_buckets: int, progress_dir: str | None):
         self._model_proto = model_proto
@@ -93,7 +94,8 @@ class TokenizeDocuments(beam.DoFn):
         if empty:
             yield from emit_counters({f"dropped/{NO_TOKENS}": len(empty)})
         self._progress.add(documents=len(docs), tokens=batch.num_tokens, text_bytes=sum(len(d.text) for d in docs))
-        yield from route(batch, self._seed, self._num_buckets)
+        for bucket, docs in route(batch, self._seed, self._num_buckets):
+            yield bucket, Packed(docs)
 
     def teardown(self):
         if getattr(self, "_progress", None):

@@ -18,7 +18,7 @@ import apache_beam as beam
 import numpy as np
 
 from schemas import Schema
-from transforms.codec import arrow_table, encode_examples, frame_tfrecords
+from transforms.codec import arrow_table, frame_tfrecords, serialize_examples
 from transforms.examples import KeyedExamples
 from transforms.read import DeadLetter
 
@@ -59,8 +59,7 @@ def _tfrecord_chunks(examples: KeyedExamples, schema: Schema, compression: str) 
     n = examples.keys.shape[0]
     for start in range(0, n, _CHUNK):
         part = {k: v[start : start + _CHUNK] for k, v in examples.features.items()}
-        data, offsets = encode_examples(part, schema)
-        framed = b"".join(frame_tfrecords(data, offsets))
+        framed = frame_tfrecords(serialize_examples(part, schema))
         yield compressor.compress(framed) if compressor else framed
     if compressor:
         yield compressor.flush()
@@ -78,7 +77,8 @@ def _parquet_bytes(examples: KeyedExamples, schema: Schema):
     row_bytes = sum(f.length * 4 for f in schema.features)
     rows_per_group = max(1, (8 << 20) // row_bytes)
     sink = pa.BufferOutputStream()
-    with pq.ParquetWriter(sink, schema.arrow_schema(), compression="zstd", use_dictionary=False) as writer:
+    # No dictionaries (token ids are not repetitive enough) and no column statistics (min/max of token ids help no reader).
+    with pq.ParquetWriter(sink, schema.arrow_schema(), compression="zstd", use_dictionary=False, write_statistics=False) as writer:
         n = examples.keys.shape[0]
         for start in range(0, n, rows_per_group):
             part = {k: v[start : start + rows_per_group] for k, v in examples.features.items()}
@@ -95,7 +95,7 @@ def count_tokens(features: Mapping[str, np.ndarray], schema: Schema, pad: int) -
 
 
 class WriteShard(beam.DoFn):
-    """((split, shard), [KeyedExamples]) in; one stats dict per format written out."""
+    """((split, shard), [Packed KeyedExamples]) in; one stats dict per format written out."""
 
     def __init__(self, schema: Schema, version_dir: str, formats: tuple[str, ...], compression: str, num_shards: Mapping[str, int], pad: int):
         self._schema = schema
@@ -107,10 +107,17 @@ class WriteShard(beam.DoFn):
 
     def process(self, element):
         (split, shard), parts = element
-        examples = KeyedExamples.concat_sorted(parts, self._schema.names)
+        yield from self.write(split, shard, KeyedExamples.concat_sorted((p.unpack() for p in parts), self._schema.names))
+
+    def write(self, split: str, shard: int, examples: KeyedExamples):
         if not examples.features:
             examples = KeyedExamples(examples.keys, empty_features(self._schema))
-        stats = {"split": split, "examples": int(examples.keys.size), "tokens": count_tokens(examples.features, self._schema, self._pad)}
+        stats = {
+            "split": split,
+            "shard": shard,
+            "examples": int(examples.keys.size),
+            "tokens": count_tokens(examples.features, self._schema, self._pad),
+        }
         for fmt in self._formats:
             relative = f"{split}/{shard_name(self._schema.objective, shard, self._num_shards[split], fmt, self._compression)}"
             path = join(self._version_dir, relative)
@@ -119,6 +126,21 @@ class WriteShard(beam.DoFn):
             else:
                 written = write_atomically(path, [_parquet_bytes(examples, self._schema)])
             yield {"path": relative, "format": fmt, **stats, **written}
+
+
+class WriteEmptyShards(WriteShard):
+    """(split, shard) in, with the stats of the shards written; an empty shard for each that got no example.
+
+    Only tiny corpora leave shards empty. Writing them here, rather than
+    sending an empty element for every shard through the examples' shuffle,
+    keeps that shuffle a plain GroupByKey (no Flatten stage re-reading all
+    the examples on the way).
+    """
+
+    def process(self, key, written):
+        split, shard = key
+        if (split, shard) not in {(s["split"], s["shard"]) for s in written}:
+            yield from self.write(split, shard, KeyedExamples(np.zeros(0, np.uint64), {}))
 
 
 class WriteDeadLetters(beam.DoFn):
