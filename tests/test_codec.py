@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from schemas import FLOAT, Feature, Schema
-from transforms.codec import arrow_table, encode_examples, frame_tfrecords
+from transforms.codec import arrow_table, frame_tfrecords, serialize_examples
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,7 @@ def random_batch(n, seed=0):
 
 def test_tensorflow_parses_every_value_back(tf):
     features = random_batch(300)
-    data, offsets = encode_examples(features, SCHEMA)
-    records = [data[a:b].tobytes() for a, b in zip(offsets[:-1], offsets[1:])]
+    records = serialize_examples(features, SCHEMA)
     parsed = tf.io.parse_example(records, SCHEMA.tf_parse_spec())
     for name, values in features.items():
         assert np.array_equal(parsed[name].numpy(), values), name
@@ -42,9 +41,9 @@ def test_tensorflow_parses_every_value_back(tf):
 
 def test_messages_match_protobufs_own_encoding(tf):
     features = random_batch(3, seed=1)
-    data, offsets = encode_examples(features, SCHEMA)
+    records = serialize_examples(features, SCHEMA)
     for i in range(3):
-        ours = tf.train.Example.FromString(data[offsets[i] : offsets[i + 1]].tobytes())
+        ours = tf.train.Example.FromString(records[i])
         theirs = tf.train.Example(
             features=tf.train.Features(
                 feature={
@@ -55,7 +54,7 @@ def test_messages_match_protobufs_own_encoding(tf):
             )
         )
         assert ours == theirs
-        assert len(data[offsets[i] : offsets[i + 1]]) == theirs.ByteSize()
+        assert len(records[i]) == theirs.ByteSize()
 
 
 @pytest.mark.parametrize("gzip", [False, True])
@@ -63,7 +62,7 @@ def test_framed_records_pass_tensorflows_crc_checks(tf, tmp_path, gzip):
     import zlib
 
     features = random_batch(50)
-    framed = b"".join(frame_tfrecords(*encode_examples(features, SCHEMA)))
+    framed = frame_tfrecords(serialize_examples(features, SCHEMA))
     path = tmp_path / "x.tfrecord"
     path.write_bytes(zlib.compress(framed, wbits=31) if gzip else framed)
     ds = tf.data.TFRecordDataset(str(path), compression_type="GZIP" if gzip else "")
@@ -88,4 +87,4 @@ def test_schema_rejects_wrong_shapes():
     features = random_batch(2)
     features["label"] = features["label"].astype(np.int64)
     with pytest.raises(ValueError, match="label"):
-        encode_examples(features, SCHEMA)
+        serialize_examples(features, SCHEMA)

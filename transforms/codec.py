@@ -1,15 +1,17 @@
 """Bulk encoders for the two shard formats, without TensorFlow or protobuf.
 
-`encode_examples` writes a whole batch of `tf.train.Example` messages with
-numpy: every varint of every token is placed by a handful of vectorised
-passes, never a per-token Python loop. The bytes are standard protobuf wire
-format (map entries in schema order), so `tf.io.parse_example`, the `tfrecord`
-package and any protobuf parser read them. `frame_tfrecords` adds TFRecord's
-length/CRC32C framing; `arrow_table` builds Parquet's columns zero-copy.
+`serialize_examples` writes a whole batch of `tf.train.Example` messages:
+every varint of every token is placed by a handful of vectorised numpy
+passes, never a per-token Python loop (Python touches each message, not each
+value). The bytes are standard protobuf wire format (map entries in schema
+order), so `tf.io.parse_example`, the `tfrecord` package and any protobuf
+parser read them. `frame_tfrecords` adds TFRecord's length/CRC32C framing;
+`arrow_table` builds Parquet's columns zero-copy.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import Iterable, Mapping
 
@@ -34,7 +36,9 @@ def varint_length(values: np.ndarray) -> np.ndarray:
     return lengths
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _varint_bytes(value: int) -> bytes:
+    """One varint (cached: the lengths in message headers repeat from example to example)."""
     out = bytearray()
     while True:
         byte, value = value & 0x7F, value >> 7
@@ -43,77 +47,64 @@ def _varint_bytes(value: int) -> bytes:
             return bytes(out)
 
 
-def _varint_block(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Varints of an [n, m] array as candidate bytes [n, m * w] and a mask of the bytes in use.
+def varint_payloads(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The packed varints of each row of an [n, m] int array: all rows' bytes concatenated, and bytes per row.
 
-    Every value gets `w` byte slots (w = the longest varint present); the mask
-    keeps the first `length` of them. Masking the row-major candidates yields
-    exactly the concatenated varints.
+    Every value gets `w` candidate byte slots (w = the longest varint present)
+    and a mask keeps the first `length` of them, so one boolean selection over
+    the row-major candidates yields exactly the concatenated varints. Arrays
+    of values below 128 (one byte each) skip all that.
     """
-    values = np.asarray(values)
-    if values.size and values.min() >= 0 and values.max() < (1 << 32):
-        work = values.astype(np.uint32, copy=False)
-    else:
-        work = values.astype(np.int64, copy=False).view(np.uint64)
+    n, m = values.shape
+    low, top = (int(values.min()), int(values.max())) if values.size else (0, 0)
+    if low >= 0 and top < 0x80:
+        return values.astype(np.uint8).reshape(-1), np.full(n, m, dtype=np.int64)
+    work = values.astype(np.uint32) if low >= 0 and top < (1 << 32) else values.astype(np.int64).view(np.uint64)
     lengths = varint_length(work)
-    width = int(lengths.max(initial=1))
-    candidates = np.empty(values.shape + (width,), dtype=np.uint8)
-    used = np.empty(values.shape + (width,), dtype=bool)
+    width = int(lengths.max())
+    candidates = np.empty((n, m, width), dtype=np.uint8)
+    used = np.empty((n, m, width), dtype=bool)
     for k in range(width):
         group = ((work >> work.dtype.type(7 * k)) & work.dtype.type(0x7F)).astype(np.uint8)
         candidates[..., k] = group | ((lengths > k + 1).view(np.uint8) << 7)
         used[..., k] = lengths > k
-    n = values.shape[0]
-    return candidates.reshape(n, -1), used.reshape(n, -1)
+    return candidates[used], lengths.sum(axis=1)
 
 
-def _const_block(data: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
-    row = np.frombuffer(data, dtype=np.uint8)
-    return np.broadcast_to(row, (n, row.size)), np.ones((n, row.size), dtype=bool)
+def serialize_examples(features: Mapping[str, np.ndarray], schema: Schema) -> list[bytes]:
+    """A batch of examples as serialized `tf.train.Example` messages, one per row.
 
-
-def encode_examples(features: Mapping[str, np.ndarray], schema: Schema) -> tuple[np.ndarray, np.ndarray]:
-    """Serialize a batch as `tf.train.Example`s.
-
-    Returns the concatenated bytes (uint8) and offsets [n + 1]: example i is
-    out[offsets[i]:offsets[i+1]]. Each example is laid out as one row of
-    candidate bytes (fixed slots for every varint); one boolean mask over all
-    rows then drops the unused slots, leaving the exact wire format.
+    The values of each feature are encoded for all rows at once
+    (`varint_payloads`, or raw little-endian floats); a row's message is then
+    its few header bytes and a slice of each feature's payload.
     """
     n = schema.check(features)
-    blocks: list[tuple[np.ndarray, np.ndarray]] = []
-    features_len = np.zeros(n, dtype=np.int64)
+    columns = []
     for f in schema.features:
         a = features[f.name]
         if f.dtype == INT:
-            payload_block = _varint_block(a)
-            payload = payload_block[1].sum(axis=1, dtype=np.int64)
+            payload, sizes = varint_payloads(a)
         else:
-            raw = np.ascontiguousarray(a, dtype="<f4").view(np.uint8).reshape(n, -1)
-            payload_block = (raw, np.ones(raw.shape, dtype=bool))
-            payload = np.full(n, raw.shape[1], dtype=np.int64)
-        list_len = 1 + varint_length(payload) + payload
-        feature_len = 1 + varint_length(list_len) + list_len
+            payload, sizes = np.ascontiguousarray(a, dtype="<f4").view(np.uint8).reshape(-1), np.full(n, 4 * f.length, np.int64)
         name = f.name.encode("utf-8")
-        key = bytes([_TAG_LEN1]) + _varint_bytes(len(name)) + name
-        entry_len = len(key) + 1 + varint_length(feature_len) + feature_len
-        features_len += 1 + varint_length(entry_len) + entry_len
-        blocks += [
-            _const_block(bytes([_TAG_LEN1]), n),  # Features.feature map entry
-            _varint_block(entry_len[:, None]),
-            _const_block(key + bytes([_TAG_LEN2]), n),  # entry key, then entry value (a Feature)
-            _varint_block(feature_len[:, None]),
-            _const_block(bytes([_LIST_TAG[f.dtype]]), n),  # Feature.int64_list / float_list
-            _varint_block(list_len[:, None]),
-            _const_block(bytes([_TAG_LEN1]), n),  # packed `value` field
-            _varint_block(payload[:, None]),
-            payload_block,
-        ]
-    blocks = [_const_block(bytes([_TAG_LEN1]), n), _varint_block(features_len[:, None])] + blocks
-    candidates = np.concatenate([c for c, _ in blocks], axis=1)
-    used = np.concatenate([u for _, u in blocks], axis=1)
-    sizes = used.sum(axis=1, dtype=np.int64)
-    return candidates[used], np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        entry_key = bytes([_TAG_LEN1]) + _varint_bytes(len(name)) + name + bytes([_TAG_LEN2])  # key, then the Feature
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        columns.append((entry_key, bytes([_LIST_TAG[f.dtype]]), memoryview(payload), offsets))
+    messages = []
+    for i in range(n):
+        parts: list = []
+        for entry_key, list_tag, payload, offsets in columns:
+            size = offsets[i + 1] - offsets[i]
+            list_len = 1 + len(_varint_bytes(size)) + size  # the packed `value` field of Int64List/FloatList
+            feature_len = 1 + len(_varint_bytes(list_len)) + list_len
+            entry_len = len(entry_key) + len(_varint_bytes(feature_len)) + feature_len
+            parts += [
+                bytes([_TAG_LEN1]), _varint_bytes(entry_len), entry_key, _varint_bytes(feature_len),
+                list_tag, _varint_bytes(list_len), bytes([_TAG_LEN1]), _varint_bytes(size), payload[offsets[i] : offsets[i + 1]],
+            ]
+        body = b"".join(parts)
+        messages.append(bytes([_TAG_LEN1]) + _varint_bytes(len(body)) + body)
+    return messages
 
 
 def masked_crc32c(data) -> int:
@@ -123,13 +114,13 @@ def masked_crc32c(data) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def frame_tfrecords(data: np.ndarray, offsets: np.ndarray) -> Iterable[bytes]:
+def frame_tfrecords(records: Iterable[bytes]) -> bytes:
     """TFRecord framing: uint64 length, masked CRC32C of it, the record, masked CRC32C of the record."""
-    view = memoryview(data)
-    for start, end in zip(offsets[:-1].tolist(), offsets[1:].tolist()):
-        record = view[start:end]
-        header = struct.pack("<Q", end - start)
-        yield header + struct.pack("<I", masked_crc32c(header)) + record.tobytes() + struct.pack("<I", masked_crc32c(record))
+    out = []
+    for record in records:
+        header = struct.pack("<Q", len(record))
+        out += [header, struct.pack("<I", masked_crc32c(header)), record, struct.pack("<I", masked_crc32c(record))]
+    return b"".join(out)
 
 
 def arrow_table(features: Mapping[str, np.ndarray], schema: Schema):

@@ -124,8 +124,8 @@ class CausalLM(Objective):
         segment_ids = np.zeros((num_rows, L), dtype=np.int32)
         positions = np.zeros((num_rows, L), dtype=np.int32)
         input_ids[real] = tokens
-        segment_ids[real] = np.repeat(segment, piece_lengths)
-        positions[real] = np.arange(tokens.shape[0]) - np.repeat(piece_start, piece_lengths)
+        segment_ids[real] = np.repeat(segment.astype(np.int32), piece_lengths)
+        positions[real] = np.arange(tokens.shape[0], dtype=np.int32) - np.repeat(piece_start.astype(np.int32), piece_lengths)
         return Examples(
             {"input_ids": input_ids, "segment_ids": segment_ids, "positions": positions},
             {"padding_tokens": num_rows * L - int(tokens.shape[0]), "rows": num_rows},
