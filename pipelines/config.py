@@ -12,7 +12,7 @@ from transforms.read import READ_FORMATS
 from transforms.write import FORMATS, TFRECORD_COMPRESSIONS
 
 DEFAULT_OUTPUT = "tokenmill-output"
-BUCKET_BYTES = 8 << 20
+BUCKET_BYTES = 4 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +34,7 @@ class BuildConfig:
     compression: str = "none"
     num_buckets: int | None = None
     max_document_bytes: int = 8 << 20
-    read_range_mb: int = 16
+    read_range_mb: int = 4
     extra_ids: int | None = None
     version: str | None = None
     objective_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -67,7 +67,7 @@ class BuildConfig:
         return counts
 
     def buckets_for(self, input_bytes: int) -> int:
-        """Buckets of about 8 MiB of input: enough of them to share among workers, each small in memory."""
+        """Buckets of about 4 MiB of input: enough of them to share evenly among workers, each small in memory."""
         return self.num_buckets or max(1, math.ceil(input_bytes / BUCKET_BYTES))
 
     def fingerprint_fields(self) -> dict[str, Any]:

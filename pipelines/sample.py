@@ -28,7 +28,7 @@ def cache_dir() -> str:
     root = os.environ.get("TOKENMILL_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tokenmill"
     )
-    return os.path.join(root, f"sample-py{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}")
+    return os.path.join(root, f"sample-v2-py{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}")
 
 
 def _docstrings(path: str, module: str) -> Iterator[tuple[str, str]]:
@@ -49,7 +49,7 @@ def _docstrings(path: str, module: str) -> Iterator[tuple[str, str]]:
 
 
 def sample_documents() -> Iterator[dict[str, str]]:
-    """{"id", "text"} for every sample document, in a fixed order."""
+    """{"id", "text", "source"} for every sample document, in a fixed order (source: the module or help topic)."""
     root = sysconfig.get_paths()["stdlib"]
     for directory, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
@@ -58,7 +58,7 @@ def sample_documents() -> Iterator[dict[str, str]]:
                 path = os.path.join(directory, name)
                 module = os.path.relpath(path, root)[:-3].replace(os.sep, ".")
                 for qualname, doc in _docstrings(path, module):
-                    yield {"id": f"stdlib:{qualname}", "text": doc}
+                    yield {"id": f"stdlib:{qualname}", "text": doc, "source": module}
     try:
         from pydoc_data.topics import topics
     except ImportError:
@@ -66,7 +66,7 @@ def sample_documents() -> Iterator[dict[str, str]]:
     for topic in sorted(topics):
         text = topics[topic].strip()
         if len(text) >= _MIN_CHARS:
-            yield {"id": f"pydoc-topic:{topic}", "text": text}
+            yield {"id": f"pydoc-topic:{topic}", "text": text, "source": f"pydoc-topic:{topic}"}
 
 
 def _write_once(path: str, data: bytes) -> None:

@@ -44,6 +44,21 @@ def shard_files(version_dir: str, split: str, fmt: str) -> list[str]:
     return sorted(glob.glob(os.path.join(version_dir, split, suffix)))
 
 
+def assert_identical_shards(one_dir: str, two_dir: str) -> int:
+    """Every shard of one version equals, byte for byte, the shard of the same name in the other; returns how many."""
+    compared = 0
+    for split in ("train", "validation"):
+        for fmt in ("tfrecord", "parquet"):
+            for path in shard_files(one_dir, split, fmt):
+                with open(path, "rb") as a, open(os.path.join(two_dir, split, os.path.basename(path)), "rb") as b:
+                    assert a.read() == b.read(), path
+                compared += 1
+    assert sorted(map(os.path.basename, glob.glob(os.path.join(two_dir, "*", "*")))) == sorted(
+        map(os.path.basename, glob.glob(os.path.join(one_dir, "*", "*")))
+    )
+    return compared
+
+
 def read_tf(version_dir: str, manifest: dict, split: str = "train") -> dict[str, np.ndarray]:
     """Every example of a split through tf.data with the schema's parse spec, in shard order."""
     import tensorflow as tf
