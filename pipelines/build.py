@@ -188,8 +188,8 @@ def plan_build(config: BuildConfig) -> BuildPlan:
         ).encode()
     ).hexdigest()
     started_at = utc_now()
-    version = config.version or f"{started_at.replace('-', '').replace(':', '')}-{fingerprint[:8]}"
     output = _absolute(config.output)
+    version = config.version or _unused_version_name(output, f"{started_at.replace('-', '').replace(':', '')}-{fingerprint[:8]}")
     plan = BuildPlan(
         config=config,
         objective=objective,
@@ -210,6 +210,15 @@ def plan_build(config: BuildConfig) -> BuildPlan:
     if FileSystems.exists(plan.version_dir):
         FileSystems.delete([plan.version_dir])  # an incomplete leftover of the same name
     return plan
+
+
+def _unused_version_name(output: str, name: str) -> str:
+    """`name`, or `name.2`, `name.3`, ... if builds of the same config started within one second."""
+    candidate, n = name, 1
+    while FileSystems.exists(join(output, VERSIONS, candidate)):
+        n += 1
+        candidate = f"{name}.{n}"
+    return candidate
 
 
 def _sentence_splitter(plan: BuildPlan):

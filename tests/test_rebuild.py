@@ -190,3 +190,16 @@ def test_remove_temporaries_spares_files_newer_than_the_cutoff_and_real_files(tm
     assert (old.exists(), new.exists(), shard.exists()) == (False, True, True)
     remove_temporaries(str(tmp_path), recursive=False)
     assert (new.exists(), shard.exists()) == (False, True)
+
+
+def test_two_builds_of_one_config_in_the_same_second_get_two_versions(tmp_path, inputs, tokenizer_path, monkeypatch):
+    """Version names carry the start time to the second; a second build in that second must not collide."""
+    import pipelines.build
+
+    monkeypatch.setattr(pipelines.build, "utc_now", lambda: "2026-11-27T03:00:00Z")
+    for _ in range(2):
+        code, printed = run_cli("build", "--output", tmp_path / "out", "--input", inputs / "*.jsonl", "--tokenizer", tokenizer_path, "--no-progress", *IN_MEMORY)
+        assert code == 0, printed
+    names = sorted(os.listdir(tmp_path / "out" / "versions"))
+    assert len(names) == 2 and names[1] == names[0] + ".2"
+    assert (tmp_path / "out" / "LATEST").read_text().strip() == names[1]
