@@ -116,9 +116,9 @@ class ProgressPrinter(threading.Thread):
     def line(self) -> str:
         t = read_totals(self._directory)
         elapsed = max(time.monotonic() - self._start, 1e-9)
-        share = f"{min(1.0, t['input_bytes'] / self._total):6.1%} of input | " if self._total else ""
+        share = f"{min(1.0, t['input_bytes'] / self._total):6.1%} of input read | " if self._total else ""
         return (
-            f"  {share}{_human(t['documents'])} docs | {_human(t['tokens'])} tokens | "
+            f"  {share}{_human(t['documents'])} docs tokenized | {_human(t['tokens'])} tokens | "
             f"{t['text_bytes'] / elapsed / 1e6:.1f} MB/s | {_human(t['tokens'] / elapsed)} tokens/s | {elapsed:.0f} s"
         )
 

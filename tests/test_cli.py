@@ -69,7 +69,7 @@ def test_train_tokenizer_reserves_every_special_token(tmp_path, sample_corpus_pa
 def test_build_prints_progress_and_a_summary(tmp_path, sample_corpus_path):
     code, printed = run_cli("build", "--output", tmp_path / "out", "--input", sample_corpus_path, "--num-shards", 2, *IN_MEMORY)
     assert code == 0
-    assert "100.0% of input" in printed and "tokens/s" in printed
+    assert "100.0% of input read" in printed and "docs tokenized" in printed and "tokens/s" in printed
     assert "documents used" in printed and "Output: " in printed
     latest = (tmp_path / "out" / "LATEST").read_text().strip()
     manifest = json.loads((tmp_path / "out" / "versions" / latest / "manifest.json").read_text())
