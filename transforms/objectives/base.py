@@ -76,6 +76,12 @@ class Objective(abc.ABC):
         return {}
 
 
+def option(options: Mapping[str, Any], key: str, default: Any) -> Any:
+    """`options[key]`, or `default` when it is missing or None (the CLI passes only the flags given)."""
+    value = options.get(key)
+    return default if value is None else value
+
+
 def require(condition: bool, message: str) -> None:
     """Raise `ConfigError(message)` unless `condition` holds."""
     if not condition:

@@ -48,7 +48,7 @@ import numpy as np
 
 from schemas import FLOAT, Feature, Schema
 from transforms.documents import DocBatch, gather_ranges
-from transforms.objectives.base import Examples, Objective, require
+from transforms.objectives.base import Examples, Objective, option, require
 from transforms.vocab import Vocab
 
 DEFAULT_SEQ_LEN = 512
@@ -508,16 +508,15 @@ class _BertObjective(Objective):
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], vocab: Vocab) -> "_BertObjective":
-        given = {name: value for name, value in options.items() if value is not None}
         return cls(
             vocab,
-            seq_len=given.get("seq_len", DEFAULT_SEQ_LEN),
-            max_predictions=given.get("max_predictions"),
-            masked_lm_prob=given.get("masked_lm_prob", DEFAULT_MASKED_LM_PROB),
-            short_seq_prob=given.get("short_seq_prob", DEFAULT_SHORT_SEQ_PROB),
-            dupe_factor=given.get("dupe_factor", 1),
-            whole_word_mask=given.get("whole_word_mask", False),
-            masking=given.get("masking", "static"),
+            seq_len=option(options, "seq_len", DEFAULT_SEQ_LEN),
+            max_predictions=options.get("max_predictions"),
+            masked_lm_prob=option(options, "masked_lm_prob", DEFAULT_MASKED_LM_PROB),
+            short_seq_prob=option(options, "short_seq_prob", DEFAULT_SHORT_SEQ_PROB),
+            dupe_factor=option(options, "dupe_factor", 1),
+            whole_word_mask=option(options, "whole_word_mask", False),
+            masking=option(options, "masking", "static"),
         )
 
     @property

@@ -15,7 +15,7 @@ import numpy as np
 
 from schemas import Feature, Schema
 from transforms.documents import DocBatch, gather_ranges
-from transforms.objectives.base import Examples, Objective, require
+from transforms.objectives.base import Examples, Objective, option, require
 from transforms.vocab import Vocab
 
 PACKING_MODES = ("concat", "best_fit")
@@ -79,7 +79,7 @@ class CausalLM(Objective):
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], vocab: Vocab) -> "CausalLM":
-        return cls(vocab, seq_len=options.get("seq_len") or DEFAULT_SEQ_LEN, packing=options.get("packing", "concat"))
+        return cls(vocab, seq_len=option(options, "seq_len", DEFAULT_SEQ_LEN), packing=option(options, "packing", "concat"))
 
     @property
     def schema(self) -> Schema:

@@ -42,7 +42,7 @@ import numpy as np
 
 from schemas import Feature, Schema
 from transforms.documents import DocBatch
-from transforms.objectives.base import ConfigError, Examples, Objective, require
+from transforms.objectives.base import ConfigError, Examples, Objective, option, require
 from transforms.vocab import Vocab
 
 DEFAULT_INPUTS_LENGTH = 512
@@ -61,12 +61,6 @@ class PieceSizes(NamedTuple):
     raw_length: int  # tokens per piece
     targets_length: int  # longest targets a piece can give, eos included
     sentinels: int  # most noise spans a piece can have
-
-
-def option(options: Mapping[str, Any], key: str, default: Any) -> Any:
-    """`options[key]`, or `default` when it is missing or None."""
-    value = options.get(key)
-    return default if value is None else value
 
 
 def noise_counts(lengths, noise_density: float, mean_noise_span_length: float) -> tuple[np.ndarray, np.ndarray]:

@@ -34,14 +34,13 @@ import numpy as np
 
 from schemas import Feature, Schema
 from transforms.documents import DocBatch
-from transforms.objectives.base import ConfigError, Examples, Objective, require
+from transforms.objectives.base import ConfigError, Examples, Objective, option, require
 from transforms.objectives.t5 import (
     DEFAULT_INPUTS_LENGTH,
     PieceSizes,
     RowMaker,
     denoise_stream,
     noise_summary,
-    option,
     prefix_lm_maker,
     prefix_piece_sizes,
     require_sentinels,
