@@ -163,10 +163,7 @@ def plan_build(config: BuildConfig) -> BuildPlan:
     metas = match_inputs(config.inputs)
     ranges: list[ReadRange] = []
     for meta in metas:
-        try:
-            fmt, compression = infer_format(meta.path, config.input_format)
-        except ValueError as e:
-            raise ConfigError(str(e)) from e
+        fmt, compression = infer_format(meta.path, config.input_format)
         groups = _parquet_row_groups(meta.path) if fmt == "parquet" else None
         ranges += plan_ranges(meta.path, meta.size_in_bytes, fmt, compression, config.read_range_mb << 20, groups)
     inputs = [fingerprint_file(m) for m in metas]

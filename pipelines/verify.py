@@ -13,7 +13,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import hashlib
-import struct
 import zlib
 from typing import Any, Mapping
 
@@ -21,12 +20,11 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.codec import masked_crc32c
+from transforms.codec import BrokenFraming, scan_frames
 from transforms.manifest import LATEST, MANIFEST, VERSIONS, expected_shard_paths, read_latest, read_manifest
 from transforms.write import join
 
 _BLOCK = 4 << 20
-_HEADER = 12  # uint64 length + masked CRC32C of it
 
 
 class TFRecordFrames:
@@ -42,23 +40,18 @@ class TFRecordFrames:
         if self.problem:
             return
         self._buffer += data
-        buf, pos = self._buffer, 0
-        while len(buf) - pos >= _HEADER:
-            (length,) = struct.unpack_from("<Q", buf, pos)
-            (length_crc,) = struct.unpack_from("<I", buf, pos + 8)
-            if masked_crc32c(buf[pos : pos + 8]) != length_crc:
-                self.problem = f"record {self.records} at byte {self._offset + pos}: the length's CRC does not match"
-                return
-            end = pos + _HEADER + length + 4
-            if len(buf) < end:
-                break
-            (data_crc,) = struct.unpack_from("<I", buf, end - 4)
-            if masked_crc32c(buf[pos + _HEADER : end - 4]) != data_crc:
-                self.problem = f"record {self.records} at byte {self._offset + pos}: the record's CRC does not match"
-                return
-            self.records += 1
-            pos = end
-        del buf[:pos]
+        pos = 0
+        try:
+            for end, _, intact in scan_frames(self._buffer):
+                if not intact:
+                    self.problem = f"record {self.records} at byte {self._offset + pos}: the record's CRC does not match"
+                    return
+                self.records += 1
+                pos = end
+        except BrokenFraming:
+            self.problem = f"record {self.records} at byte {self._offset + pos}: the length's CRC does not match"
+            return
+        del self._buffer[:pos]
         self._offset += pos
 
     def close(self) -> None:

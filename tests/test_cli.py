@@ -49,6 +49,15 @@ def test_a_file_that_is_not_a_sentencepiece_model_is_a_config_error(tmp_path, ca
     assert "--tokenizer" in capsys.readouterr().err
 
 
+def test_an_input_of_unknown_format_is_a_config_error_for_every_command(tmp_path, capsys):
+    data = tmp_path / "corpus.bin"
+    data.write_text('{"text": "x"}\n')
+    for args in (["build", "--output", tmp_path / "out", *IN_MEMORY], ["train-tokenizer", "--output", tmp_path / "spm.model"]):
+        code, _ = run_cli(*args, "--input", data)
+        assert code == 2
+        assert "pass --input-format" in capsys.readouterr().err
+
+
 def test_train_tokenizer_reserves_every_special_token(tmp_path, sample_corpus_path):
     from transforms.vocab import APPENDED_ORDER, Vocab
 

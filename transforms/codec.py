@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from schemas import INT, Schema
 _TAG_LEN1 = 0x0A  # field 1, length-delimited
 _TAG_LEN2 = 0x12  # field 2, length-delimited
 _LIST_TAG = {INT: 0x1A, "float": 0x12}  # Feature.int64_list = 3, Feature.float_list = 2
+_FRAME_HEADER = 12  # TFRecord: uint64 length + masked CRC32C of it
 _VARINT_LIMITS = np.array([1 << (7 * k) for k in range(1, 10)], dtype=np.uint64)
 
 
@@ -112,6 +113,31 @@ def masked_crc32c(data) -> int:
 
     crc = crc32c.crc32c(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+class BrokenFraming(ValueError):
+    """A TFRecord length fails its CRC: the records after it cannot be found."""
+
+
+def scan_frames(buffer: bytes | bytearray) -> Iterator[tuple[int, bytes | bytearray, bool]]:
+    """The whole TFRecord frames at the start of `buffer`: (end of the frame, its record, whether the record's CRC matches).
+
+    Stops before an incomplete frame (the caller keeps its bytes for the next
+    block); raises `BrokenFraming` at a length that fails its CRC.
+    """
+    size, pos = len(buffer), 0
+    while size - pos >= _FRAME_HEADER:
+        (length,) = struct.unpack_from("<Q", buffer, pos)
+        (length_crc,) = struct.unpack_from("<I", buffer, pos + 8)
+        if masked_crc32c(buffer[pos : pos + 8]) != length_crc:
+            raise BrokenFraming(f"the length at byte {pos} fails its CRC")
+        end = pos + _FRAME_HEADER + length + 4
+        if size < end:
+            return
+        record = buffer[pos + _FRAME_HEADER : end - 4]
+        (record_crc,) = struct.unpack_from("<I", buffer, end - 4)
+        yield end, record, masked_crc32c(record) == record_crc
+        pos = end
 
 
 def frame_tfrecords(records: Iterable[bytes]) -> bytes:

@@ -21,13 +21,14 @@ import collections
 import dataclasses
 import hashlib
 import json
-import struct
 import zlib
 from typing import Any, Callable, Iterator
 
 import apache_beam as beam
 
+from transforms.codec import BrokenFraming, scan_frames
 from transforms.counters import emit_counters
+from transforms.objectives.base import ConfigError
 from transforms.progress import ProgressFile
 
 READ_FORMATS = ("jsonl", "text", "parquet", "tfrecord")
@@ -135,7 +136,7 @@ def infer_format(path: str, fmt: str = "auto") -> tuple[str, str | None]:
     for suffix, kind in _FORMAT_SUFFIXES.items():
         if name.endswith(suffix):
             return kind, compression
-    raise ValueError(
+    raise ConfigError(
         f"cannot tell the format of {path!r} from its name; pass --input-format {'|'.join(READ_FORMATS)}"
     )
 
@@ -243,7 +244,7 @@ def iter_records(rng: ReadRange, open_file: Callable[[str], Any]) -> Iterator[tu
                     yield item
     except _PartialRecord as e:
         yield DeadLetter(rng.path, e.offset, TRUNCATED_FILE, e.raw, "the file ends inside this record")
-    except _BrokenFraming as e:
+    except BrokenFraming as e:
         yield DeadLetter(rng.path, offset, UNREADABLE_FILE, b"", str(e))
     except Exception as e:  # noqa: BLE001 — corrupt compressed data and the like
         yield DeadLetter(rng.path, offset, UNREADABLE_FILE, b"", f"after offset {offset}: {type(e).__name__}: {e}")
@@ -280,39 +281,30 @@ def _text_documents(raw: Any, compression: str | None) -> Iterator[tuple[int, by
         yield first, b"\n".join(doc)
 
 
-class _BrokenFraming(Exception):
-    """A TFRecord length failed its CRC: the records after it cannot be found."""
-
-
 def _tfrecord_records(raw: Any, rng: ReadRange) -> Iterator[tuple[int, bytes] | DeadLetter]:
     """TFRecord framing (length, masked CRC32C of it, data, masked CRC32C of the data).
 
     A record whose data fails its CRC is dead-lettered and reading goes on; a
     length that fails its CRC ends the file (the framing is lost).
     """
-    from transforms.codec import masked_crc32c
-
-    buffer, index = b"", 0
+    buffer, index = bytearray(), 0
     try:
         for block in _decompressed_blocks(raw, rng.compression):
             buffer += block
-            while len(buffer) >= 12:
-                header = buffer[:8]
-                if masked_crc32c(header) != struct.unpack("<I", buffer[8:12])[0]:
-                    raise _BrokenFraming(f"record {index}: the length fails its CRC")
-                end = 12 + struct.unpack("<Q", header)[0] + 4
-                if len(buffer) < end:
-                    break
-                data = buffer[12 : end - 4]
-                if masked_crc32c(data) == struct.unpack("<I", buffer[end - 4 : end])[0]:
-                    yield index, data
+            pos = 0
+            for pos, record, intact in scan_frames(buffer):
+                if intact:
+                    yield index, bytes(record)
                 else:
-                    yield DeadLetter(rng.path, index, CORRUPT_RECORD, data, "the data fails its CRC")
-                buffer, index = buffer[end:], index + 1
+                    yield DeadLetter(rng.path, index, CORRUPT_RECORD, bytes(record), "the data fails its CRC")
+                index += 1
+            del buffer[:pos]
+    except BrokenFraming as e:
+        raise BrokenFraming(f"record {index}: the length fails its CRC") from e
     except _Truncated:
-        raise _PartialRecord(index, buffer) from None
+        raise _PartialRecord(index, bytes(buffer)) from None
     if buffer:
-        raise _PartialRecord(index, buffer)
+        raise _PartialRecord(index, bytes(buffer))
 
 
 def _protobuf_fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
@@ -514,20 +506,26 @@ def iter_parquet(rng: ReadRange, open_file: Callable[[str], Any], spec: InputSpe
         first_row += n
 
 
-def _parquet_row(source: str, row: int, text: Any, doc_id: Any, spec: InputSpec) -> Document | DeadLetter:
-    raw = json.dumps({"text": text if isinstance(text, str) else repr(text), "id": repr(doc_id) if doc_id is not None else None}).encode()
-    if isinstance(text, bytes):
+def _parquet_row(source: str, row: int, stored: Any, doc_id: Any, spec: InputSpec) -> Document | DeadLetter:
+    def raw() -> bytes:
+        """The row as a JSON record, made only for a row that is dead-lettered."""
+        return json.dumps({"text": stored if isinstance(stored, str) else repr(stored), "id": repr(doc_id) if doc_id is not None else None}).encode()
+
+    text = stored
+    if isinstance(stored, bytes):
         try:
-            text = text.decode("utf-8")
+            text = stored.decode("utf-8")
         except UnicodeDecodeError as e:
-            return DeadLetter(source, row, INVALID_UTF8, raw, str(e))
+            return DeadLetter(source, row, INVALID_UTF8, raw(), str(e))
     if text is None:
-        return DeadLetter(source, row, MISSING_TEXT, raw, f"no {spec.text_field!r} value")
+        return DeadLetter(source, row, MISSING_TEXT, raw(), f"no {spec.text_field!r} value")
     if not isinstance(text, str):
-        return DeadLetter(source, row, TEXT_NOT_STRING, raw, f"{spec.text_field!r} is a {type(text).__name__}")
-    doc_id, bad = _checked_id(doc_id, source, row, raw)
-    bad = bad or _checked_text(text, source, row, raw, spec)
-    return bad or Document(_key(doc_id, text), text, None, source, row)
+        return DeadLetter(source, row, TEXT_NOT_STRING, raw(), f"{spec.text_field!r} is a {type(text).__name__}")
+    checked_id, bad = _checked_id(doc_id, source, row, b"")
+    bad = bad or _checked_text(text, source, row, b"", spec)
+    if bad:
+        return dataclasses.replace(bad, raw=raw())
+    return Document(_key(checked_id, text), text, None, source, row)
 
 
 def read_range(rng: ReadRange, open_file: Callable[[str], Any], spec: InputSpec) -> Iterator[Document | DeadLetter]:
