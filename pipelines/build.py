@@ -27,14 +27,13 @@ from pipelines.sample import sample_corpus_path, sample_tokenizer_path
 from pipelines.verify import VerifyWritten
 from transforms.counters import COUNTERS
 from transforms.examples import MakeExamples
-from transforms.keys import hash64
 from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, Retention, code_version, utc_now
 from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import ConfigError, Objective
 from transforms.read import InputSpec, ReadDocuments, ReadRange, infer_format, plan_ranges
 from transforms.tokenize import TokenizeDocuments
 from transforms.vocab import DEFAULT_EXTRA_IDS, Vocab
-from transforms.write import WriteDeadLetters, WriteEmptyShards, WriteShard, join
+from transforms.write import WriteDeadLetters, WriteEmptyShards, WriteShard, join, key_by_reason
 
 
 @dataclasses.dataclass
@@ -45,6 +44,8 @@ class BuildPlan:
     objective: Objective
     vocab: Vocab
     model_proto: bytes
+    tokenizer_sha256: str
+    code: dict[str, str]
     input_spec: InputSpec
     inputs: list[dict[str, Any]]
     ranges: list[ReadRange]
@@ -72,9 +73,9 @@ class BuildPlan:
             "objective": {"name": self.objective.name, "params": self.objective.params()},
             "config": {**self.config.fingerprint_fields(), "num_buckets": self.num_buckets, "num_shards_by_split": self.num_shards},
             "features": self.objective.schema.manifest_spec(),
-            "tokenizer": {"path": self.config.tokenizer, "sha256": hashlib.sha256(self.model_proto).hexdigest(), **self.vocab.manifest_entry()},
+            "tokenizer": {"path": self.config.tokenizer, "sha256": self.tokenizer_sha256, **self.vocab.manifest_entry()},
             "inputs": {"files": self.inputs, "total_bytes": self.input_bytes},
-            "code": code_version(),
+            "code": self.code,
             "started_at": self.started_at,
         }
 
@@ -192,6 +193,8 @@ def plan_build(config: BuildConfig) -> BuildPlan:
         objective=objective,
         vocab=vocab,
         model_proto=model_proto,
+        tokenizer_sha256=tokenizer_sha,
+        code=code,
         input_spec=InputSpec(config.text_field, config.id_field or None, config.max_document_bytes),
         inputs=inputs,
         ranges=ranges,
@@ -270,7 +273,7 @@ class BuildCorpus(beam.PTransform):
         errors = (
             (read.dead, tokenized.dead)
             | "DeadLetters" >> beam.Flatten()
-            | "KeyByReason" >> beam.Map(lambda letter: (letter.reason, letter))
+            | "KeyByReason" >> beam.Map(key_by_reason)
             | "GroupReasons" >> beam.GroupByKey()
             | "WriteErrors" >> beam.ParDo(WriteDeadLetters(plan.version_dir))
             | "VerifyErrors" >> beam.ParDo(VerifyWritten(plan.version_dir, config.compression))

@@ -7,7 +7,7 @@ import math
 from typing import Any, Mapping
 
 from transforms.objectives import OBJECTIVES
-from transforms.objectives.base import ConfigError, require
+from transforms.objectives.base import require
 from transforms.read import READ_FORMATS
 from transforms.write import FORMATS, TFRECORD_COMPRESSIONS
 

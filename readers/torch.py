@@ -12,6 +12,7 @@ from typing import Iterator
 import numpy as np
 
 from readers.manifest import Corpus
+from schemas import INT
 
 try:
     from torch.utils.data import IterableDataset
@@ -23,7 +24,7 @@ def iter_tfrecord_examples(corpus: Corpus, files: list[str]) -> Iterator[dict[st
     """Examples of the given shard files, typed and shaped by the schema."""
     from tfrecord.reader import tfrecord_loader
 
-    description = {f.name: ("int" if f.dtype == "int" else "float") for f in corpus.schema.features}
+    description = {f.name: ("int" if f.dtype == INT else "float") for f in corpus.schema.features}
     dtypes = {f.name: f.numpy_dtype for f in corpus.schema.features}
     for path in files:
         if corpus.tfrecord_compression:

@@ -93,9 +93,8 @@ def test_best_fit_never_splits_a_short_document_and_pads_little(best_fit, sample
     assert padding == pytest.approx(1 - (rows["input_ids"] != sp.pad_id()).mean(), abs=1e-6)
 
 
-def test_no_document_in_both_splits(best_fit, sample_docs, sample_token_ids, sp):
+def test_no_document_in_both_splits(best_fit, sample_docs, sample_token_ids):
     manifest, version_dir = best_fit
-    eos = sp.eos_id()
 
     def whole_documents(split):
         rows = read_tf(version_dir, manifest, split)

@@ -85,9 +85,6 @@ class DocBatch:
         """int64 [n + 1]: document d is tokens[t[d]:t[d+1]]."""
         return self.sentence_offsets[self.doc_offsets]
 
-    def doc_lengths(self) -> np.ndarray:
-        return np.diff(self.doc_token_offsets())
-
     def doc_tokens(self, d: int) -> np.ndarray:
         t = self.sentence_offsets[self.doc_offsets[d : d + 2]]
         return self.tokens[t[0] : t[1]]

@@ -42,9 +42,10 @@ class KeyedExamples:
             return KeyedExamples(np.zeros(0, np.uint64), {})
         keys = np.concatenate([p.keys for p in parts])
         order = np.argsort(keys, kind="stable")
-        if keys.size > 1 and np.any(keys[order][1:] == keys[order][:-1]):
+        keys = keys[order]
+        if np.any(keys[1:] == keys[:-1]):
             raise ValueError("duplicate example keys: two buckets produced the same key")
-        return KeyedExamples(keys[order], {n: np.concatenate([p.features[n] for p in parts])[order] for n in names})
+        return KeyedExamples(keys, {n: np.concatenate([p.features[n] for p in parts])[order] for n in names})
 
 
 def build_bucket(objective: Objective, seed: int, split: str, bucket: int, docs: DocBatch):

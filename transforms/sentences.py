@@ -157,7 +157,7 @@ def _guards() -> str:
             rf"(?<=\b[ap]\.m\.)(?={_RUN}\s+(?:{_alternation(TIME_ZONES)})\b)",
             rf"(?<=[\s.(\[\"'\u2018\u201c][A-Z]\.)(?!{_SOFT_END})",
             rf"(?<=\b[A-Za-z]\.[a-z]\.)(?<!\b[ap]\.m\.)(?!{_SOFT_END})",
-            rf"(?<=\bp\.)(?=\s*[0-9])",
+            r"(?<=\bp\.)(?=\s*[0-9])",
         ]
     )
     guards.append(rf"(?!(?<=\b[A-Za-z]\.)(?:{one}))")
