@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 
 from transforms.documents import DocBatch, gather_ranges
-from transforms.transit import Packed
+from transforms.transit import HeldByKey, Packed
 
 
 def random_docs(rng, n, keys):
@@ -56,6 +56,26 @@ def test_examples_travel_packed_and_unpack_exactly():
     back = pickle.loads(pickle.dumps(pickle.loads(pickle.dumps(packed)))).unpack()
     assert back.features["input_ids"].dtype == np.int32 and np.array_equal(back.features["input_ids"], ids)
     assert np.array_equal(back.features["masked_lm_weights"], weights) and np.array_equal(back.keys, examples.keys)
+
+
+def test_held_parts_leave_merged_per_key_once_the_limit_is_reached_and_lose_nothing():
+    rng = np.random.default_rng(3)
+    parts = [(int(rng.integers(0, 4)), random_docs(rng, 5, rng.integers(0, 2**63, size=5).astype(np.uint64))) for _ in range(30)]
+    limit = sum(p.nbytes for _, p in parts[:10])
+    held = HeldByKey(DocBatch.concat, lambda b: b.nbytes, limit)
+    sent = []
+    for i, (key, part) in enumerate(parts):
+        out = list(held.add(key, part))
+        assert not out or sum(p.nbytes for _, p in parts[: i + 1]) - sum(p.nbytes for _, p in sent) >= limit
+        sent += out
+    assert sent, "the limit was reached, so something left before the end"
+    sent += list(held.drain())
+    assert not list(held.drain())
+    for key in {k for k, _ in parts}:
+        merged = DocBatch.concat(p for k, p in sent if k == key)
+        expected = DocBatch.concat(p for k, p in parts if k == key)
+        assert as_lists(merged) == as_lists(expected)
+    assert len(sent) < len(parts) / 2
 
 
 def test_gather_ranges():

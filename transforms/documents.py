@@ -81,6 +81,10 @@ class DocBatch:
     def num_tokens(self) -> int:
         return int(self.tokens.shape[0])
 
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.to_arrays().values())
+
     def doc_token_offsets(self) -> np.ndarray:
         """int64 [n + 1]: document d is tokens[t[d]:t[d+1]]."""
         return self.sentence_offsets[self.doc_offsets]

@@ -6,13 +6,14 @@ import dataclasses
 from typing import Iterable, Mapping
 
 import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindows
 import numpy as np
 
 from transforms.counters import emit_counters
 from transforms.documents import DocBatch
 from transforms.keys import example_keys, is_validation, name_code, rng_for
 from transforms.objectives.base import Objective
-from transforms.transit import Packed
+from transforms.transit import HeldByKey, Packed
 
 TRAIN, VALIDATION = "train", "validation"
 
@@ -30,6 +31,15 @@ class KeyedExamples:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "KeyedExamples":
         return cls(arrays.pop("keys"), {name.split("/", 1)[1]: a for name, a in arrays.items()})
+
+    @property
+    def nbytes(self) -> int:
+        return self.keys.nbytes + sum(a.nbytes for a in self.features.values())
+
+    @staticmethod
+    def concat(parts: list["KeyedExamples"]) -> "KeyedExamples":
+        """All parts, in the order given."""
+        return KeyedExamples(np.concatenate([p.keys for p in parts]), {n: np.concatenate([p.features[n] for p in parts]) for n in parts[0].features})
 
     def take(self, index: np.ndarray) -> "KeyedExamples":
         return KeyedExamples(self.keys[index], {k: v[index] for k, v in self.features.items()})
@@ -66,7 +76,7 @@ def split_documents(docs: DocBatch, validation_fraction: float) -> dict[str, Doc
 
 
 class MakeExamples(beam.DoFn):
-    """(bucket, [Packed DocBatch]) in; ((split, shard), Packed KeyedExamples) out.
+    """(bucket, [Packed DocBatch]) in; ((split, shard), Packed KeyedExamples) out, held to a few large elements per shard.
 
     A bucket carries both splits, so buckets stay equal in size (runners that
     deal whole keys to workers stay balanced); each split's documents make
@@ -79,6 +89,9 @@ class MakeExamples(beam.DoFn):
         self._validation_fraction = validation_fraction
         self._num_shards = dict(num_shards)
 
+    def start_bundle(self):
+        self._held = HeldByKey(KeyedExamples.concat, lambda e: e.nbytes)
+
     def process(self, element):
         bucket, batches = element
         for split, docs in split_documents(DocBatch.concat(b.unpack() for b in batches), self._validation_fraction).items():
@@ -90,4 +103,9 @@ class MakeExamples(beam.DoFn):
                 continue
             shard = (examples.keys % np.uint64(self._num_shards[split])).astype(np.int64)
             for s in np.unique(shard).tolist():
-                yield (split, s), Packed(examples.take(np.flatnonzero(shard == s)))
+                for key, held in self._held.add((split, s), examples.take(np.flatnonzero(shard == s))):
+                    yield key, Packed(held)
+
+    def finish_bundle(self):
+        for key, held in self._held.drain():
+            yield GlobalWindows.windowed_value((key, Packed(held)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, Sequence
 
 import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindows
 import numpy as np
 
 from transforms.counters import emit_counters
@@ -18,7 +19,7 @@ from transforms.documents import DocBatch
 from transforms.keys import bucket_of, hash64
 from transforms.progress import ProgressFile
 from transforms.read import NO_TOKENS, DeadLetter, Document, TextBatch
-from transforms.transit import Packed
+from transforms.transit import HeldByKey, Packed
 
 SentenceSplitter = Callable[[str], list[str]]
 
@@ -68,7 +69,7 @@ def route(batch: DocBatch, seed: int, num_buckets: int) -> Iterable[tuple[int, D
 
 
 class TokenizeDocuments(beam.DoFn):
-    """`TextBatch` in; (bucket, Packed DocBatch) out; documents without tokens dead-lettered."""
+    """`TextBatch` in; (bucket, Packed DocBatch) out, held to a few large elements per bucket; documents without tokens dead-lettered."""
 
     def __init__(self, model_proto: bytes, split_sentences: SentenceSplitter | None, seed: int, num_buckets: int, progress_dir: str | None):
         self._model_proto = model_proto
@@ -83,6 +84,9 @@ class TokenizeDocuments(beam.DoFn):
         self._sp = spm.SentencePieceProcessor(model_proto=self._model_proto)
         self._progress = ProgressFile(self._progress_dir)
 
+    def start_bundle(self):
+        self._held = HeldByKey(DocBatch.concat, lambda b: b.nbytes)
+
     def process(self, element: TextBatch):
         docs = element.documents
         batch, empty = tokenize_documents(
@@ -95,7 +99,12 @@ class TokenizeDocuments(beam.DoFn):
             yield from emit_counters({f"dropped/{NO_TOKENS}": len(empty)})
         self._progress.add(documents=len(docs), tokens=batch.num_tokens, text_bytes=sum(len(d.text) for d in docs))
         for bucket, docs in route(batch, self._seed, self._num_buckets):
-            yield bucket, Packed(docs)
+            for key, held in self._held.add(bucket, docs):
+                yield key, Packed(held)
+
+    def finish_bundle(self):
+        for key, held in self._held.drain():
+            yield GlobalWindows.windowed_value((key, Packed(held)))
 
     def teardown(self):
         if getattr(self, "_progress", None):

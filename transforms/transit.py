@@ -10,11 +10,12 @@ through: only `unpack()` does the work.
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol
+from typing import Callable, Generic, Hashable, Iterator, Mapping, Protocol, TypeVar
 
 import numpy as np
 
 _LEVEL = 1
+HOLD_BYTES = 32 << 20
 
 
 class ArrayBundle(Protocol):
@@ -71,3 +72,37 @@ class Packed:
     def __len__(self) -> int:
         """Bytes in transit (what a runner holds)."""
         return sum(len(entry[-1]) for entry in self._arrays)
+
+
+Part = TypeVar("Part")
+
+
+class HeldByKey(Generic[Part]):
+    """Parts held per key and sent as one element per key once `limit` bytes are held (and at the end of a bundle).
+
+    A producer that emits a small part for every (input batch, key) pair
+    floods the shuffle with tiny elements; each costs a runner per-element
+    work and compresses poorly. Holding parts for a while turns thousands
+    of them into a few large ones. Order does not matter: every consumer
+    sorts what it receives.
+    """
+
+    def __init__(self, concat: Callable[[list[Part]], Part], size: Callable[[Part], int], limit: int = HOLD_BYTES):
+        self._concat = concat
+        self._size = size
+        self._limit = limit
+        self._parts: dict[Hashable, list[Part]] = {}
+        self._held = 0
+
+    def add(self, key: Hashable, part: Part) -> Iterator[tuple[Hashable, Part]]:
+        """Hold `part`; if the limit is reached, every key's parts, merged."""
+        self._parts.setdefault(key, []).append(part)
+        self._held += self._size(part)
+        if self._held >= self._limit:
+            yield from self.drain()
+
+    def drain(self) -> Iterator[tuple[Hashable, Part]]:
+        """Every key's parts, merged, in key order; nothing is held afterwards."""
+        parts, self._parts, self._held = self._parts, {}, 0
+        for key in sorted(parts):
+            yield key, self._concat(parts[key])
