@@ -94,6 +94,36 @@ def stderr_to(path: str) -> Iterator[None]:
         os.close(saved)
 
 
+MALLOC_ARENAS = "2"
+
+
+@contextlib.contextmanager
+def few_malloc_arenas() -> Iterator[None]:
+    """glibc's malloc: at most two arenas in the launcher and the worker processes it starts, while the block runs.
+
+    By default every thread that allocates may get an arena of its own (up
+    to 8 per core), and Beam's launcher and workers run many threads that
+    pass large buffers between them; memory freed in one arena cannot serve
+    another, so a run's resident memory grew by a quarter. The user's own
+    MALLOC_ARENA_MAX wins.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+        yield
+        return
+    import ctypes
+
+    m_arena_max = -8  # from glibc's malloc.h
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(m_arena_max, int(MALLOC_ARENAS))
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+    os.environ["MALLOC_ARENA_MAX"] = MALLOC_ARENAS  # read by each worker process at its start
+    try:
+        yield
+    finally:
+        del os.environ["MALLOC_ARENA_MAX"]
+
+
 def _human(n: float) -> str:
     for unit in ("", "k", "M", "G", "T"):
         if abs(n) < 1000:
@@ -151,7 +181,7 @@ def run(
     log_path = os.path.join(tempfile.gettempdir(), f"tokenmill-beam-{os.getpid()}.log") if local and quiet else None
     printer = ProgressPrinter(progress_dir, total_input_bytes) if progress_dir else None
     try:
-        with stderr_to(log_path) if log_path else contextlib.nullcontext():
+        with stderr_to(log_path) if log_path else contextlib.nullcontext(), few_malloc_arenas() if local else contextlib.nullcontext():
             pipeline = beam.Pipeline(runner=runner_for(options), options=options)
             construct(pipeline, progress_dir)
             if printer:

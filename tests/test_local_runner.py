@@ -1,0 +1,31 @@
+"""The local runner: every core, and workers that keep their memory in few malloc arenas."""
+
+from __future__ import annotations
+
+import os
+
+import apache_beam as beam
+import pytest
+
+from runners.local import MALLOC_ARENAS, few_malloc_arenas, run
+
+
+@pytest.mark.skipif(not os.uname().sysname == "Linux", reason="glibc tuning applies on Linux only")
+def test_worker_processes_get_few_malloc_arenas_and_the_caller_environment_is_restored(tmp_path, monkeypatch):
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    def record_environment(element, directory=str(tmp_path)):  # a local function: pickled by value for the workers
+        with open(os.path.join(directory, f"{os.getpid()}-{element}"), "w") as f:
+            f.write(os.environ.get("MALLOC_ARENA_MAX", "unset"))
+
+    run(lambda p, _: p | beam.Create(range(4)) | beam.Map(record_environment), ["--direct_num_workers=2"], show_progress=False)
+    seen = {(tmp_path / name).read_text() for name in os.listdir(tmp_path)}
+    assert seen == {MALLOC_ARENAS}
+    assert {name.split("-")[0] for name in os.listdir(tmp_path)} - {str(os.getpid())}, "ran in worker processes"
+    assert "MALLOC_ARENA_MAX" not in os.environ
+
+
+def test_a_user_setting_of_malloc_arenas_wins(monkeypatch):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "7")
+    with few_malloc_arenas():
+        assert os.environ["MALLOC_ARENA_MAX"] == "7"
+    assert os.environ["MALLOC_ARENA_MAX"] == "7"
