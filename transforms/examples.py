@@ -12,6 +12,7 @@ import numpy as np
 from transforms.counters import emit_counters
 from transforms.documents import DocBatch
 from transforms.keys import example_keys, is_validation, name_code, rng_for
+from transforms.memory import release_free_memory
 from transforms.objectives.base import Objective
 from transforms.transit import HeldByKey, Packed
 
@@ -105,6 +106,7 @@ class MakeExamples(beam.DoFn):
             for s in np.unique(shard).tolist():
                 for key, held in self._held.add((split, s), examples.take(np.flatnonzero(shard == s))):
                     yield key, Packed(held)
+        release_free_memory()
 
     def finish_bundle(self):
         for key, held in self._held.drain():
