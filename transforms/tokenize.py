@@ -8,6 +8,7 @@ a bucket together, mixed across all input files.
 
 from __future__ import annotations
 
+import itertools
 from typing import Callable, Iterable, Sequence
 
 import apache_beam as beam
@@ -22,14 +23,33 @@ from transforms.read import NO_TOKENS, DeadLetter, Document, TextBatch
 from transforms.transit import HeldByKey, Packed
 
 SentenceSplitter = Callable[[str], list[str]]
+_SHORT_TEXT_CHARS = 500  # below this average length, SentencePiece's lists beat its arrays (measured: sentences ~80 chars, documents ~3,500)
+
+
+def encode_flat(sp, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Every text's ids concatenated (int32), and how many each text has: one `encode` call.
+
+    SentencePiece returns a numpy array or a list per text; an array costs
+    more to make, a list more per id. So many short texts (sentences) come
+    back as lists, and long ones (documents) as arrays.
+    """
+    if not texts:
+        return np.zeros(0, np.int32), np.zeros(0, np.int64)
+    if sum(map(len, texts)) < _SHORT_TEXT_CHARS * len(texts):
+        lists = sp.encode(texts, out_type=int, num_threads=1)
+        lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+        return np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int32, count=int(lengths.sum())), lengths
+    arrays = sp.encode(texts, out_type="numpy", num_threads=1)
+    lengths = np.fromiter(map(len, arrays), dtype=np.int64, count=len(arrays))
+    return np.concatenate(arrays).astype(np.int32, copy=False), lengths
 
 
 def tokenize_documents(
-    encode: Callable[[list[str]], Sequence[np.ndarray]],
+    encode: Callable[[list[str]], tuple[np.ndarray, np.ndarray]],
     docs: Sequence[Document],
     split_sentences: SentenceSplitter | None,
 ) -> tuple[DocBatch, list[int]]:
-    """Encode `docs` in one call; return the batch and the indices of docs with no tokens.
+    """Encode `docs` in one call (`encode` as `encode_flat`); return the batch and the indices of docs with no tokens.
 
     Sentences come from the document (text format: its lines), else from
     `split_sentences`, else the whole text is one sentence. Sentences that
@@ -41,18 +61,16 @@ def tokenize_documents(
         sentences = doc.sentences if doc.sentences is not None else (split_sentences(doc.text) if split_sentences else [doc.text])
         texts.extend(sentences)
         counts[i] = len(sentences)
-    ids = encode(texts)
-    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    tokens, lengths = encode(texts)
     doc_of_sentence = np.repeat(np.arange(len(docs)), counts)
     keep = lengths > 0
     doc_tokens = np.bincount(doc_of_sentence, weights=lengths, minlength=len(docs))
     empty = np.flatnonzero(doc_tokens == 0).tolist()
     kept_per_doc = np.bincount(doc_of_sentence[keep], minlength=len(docs))
     good = np.flatnonzero(doc_tokens > 0)
-    nonempty = [ids[i] for i in np.flatnonzero(keep).tolist()]
     batch = DocBatch(
         key_hash=np.array([hash64(docs[i].key.encode("utf-8")) for i in good.tolist()], dtype=np.uint64),
-        tokens=np.concatenate(nonempty).astype(np.int32, copy=False) if nonempty else np.zeros(0, np.int32),
+        tokens=tokens,
         sentence_offsets=np.concatenate([[0], np.cumsum(lengths[keep])]).astype(np.int64),
         doc_offsets=np.concatenate([[0], np.cumsum(kept_per_doc[good])]).astype(np.int64),
     )
@@ -89,9 +107,7 @@ class TokenizeDocuments(beam.DoFn):
 
     def process(self, element: TextBatch):
         docs = element.documents
-        batch, empty = tokenize_documents(
-            lambda texts: self._sp.encode(texts, out_type="numpy", num_threads=1), docs, self._split_sentences
-        )
+        batch, empty = tokenize_documents(lambda texts: encode_flat(self._sp, texts), docs, self._split_sentences)
         for i in empty:
             doc = docs[i]
             yield beam.pvalue.TaggedOutput("dead", DeadLetter(doc.source, doc.offset, NO_TOKENS, doc.text.encode("utf-8")))
