@@ -95,33 +95,53 @@ def stderr_to(path: str) -> Iterator[None]:
 
 
 MALLOC_ARENAS = "2"
+_TRIM_EVERY = 1.0
 
 
 @contextlib.contextmanager
-def few_malloc_arenas() -> Iterator[None]:
-    """glibc's malloc: at most two arenas in the launcher and the worker processes it starts, while the block runs.
+def lean_memory() -> Iterator[None]:
+    """Keep a local run's resident memory near what it actually holds, while the block runs.
 
-    By default every thread that allocates may get an arena of its own (up
-    to 8 per core), and Beam's launcher and workers run many threads that
-    pass large buffers between them; memory freed in one arena cannot serve
-    another, so a run's resident memory grew by a quarter. The user's own
-    MALLOC_ARENA_MAX wins.
+    Two glibc malloc habits inflate it. Every thread that allocates may get
+    an arena of its own (up to 8 per core), and Beam's launcher and workers
+    run many threads passing large buffers between them; memory freed in one
+    arena cannot serve another. So the launcher and the worker processes it
+    starts use at most two arenas (a user's own MALLOC_ARENA_MAX wins). And
+    freed memory stays mapped: the launcher, which holds every shuffle, would
+    carry the last stage's freed buffers into the next one's peak, so a
+    thread hands free pages back every second (workers do it after each
+    element, see `transforms.memory`).
     """
-    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux"):
         yield
         return
     import ctypes
 
-    m_arena_max = -8  # from glibc's malloc.h
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(m_arena_max, int(MALLOC_ARENAS))
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
-    os.environ["MALLOC_ARENA_MAX"] = MALLOC_ARENAS  # read by each worker process at its start
+    from transforms.memory import release_free_memory
+
+    own_setting = "MALLOC_ARENA_MAX" in os.environ
+    if not own_setting:
+        m_arena_max = -8  # from glibc's malloc.h
+        try:
+            ctypes.CDLL(None).mallopt(m_arena_max, int(MALLOC_ARENAS))
+        except (OSError, AttributeError):  # not glibc: nothing to tune
+            pass
+        os.environ["MALLOC_ARENA_MAX"] = MALLOC_ARENAS  # read by each worker process at its start
+    stop = threading.Event()
+
+    def trim() -> None:
+        while not stop.wait(_TRIM_EVERY):
+            release_free_memory()
+
+    trimmer = threading.Thread(target=trim, name="tokenmill-trim", daemon=True)
+    trimmer.start()
     try:
         yield
     finally:
-        del os.environ["MALLOC_ARENA_MAX"]
+        stop.set()
+        trimmer.join()
+        if not own_setting:
+            del os.environ["MALLOC_ARENA_MAX"]
 
 
 def _human(n: float) -> str:
@@ -181,7 +201,7 @@ def run(
     log_path = os.path.join(tempfile.gettempdir(), f"tokenmill-beam-{os.getpid()}.log") if local and quiet else None
     printer = ProgressPrinter(progress_dir, total_input_bytes) if progress_dir else None
     try:
-        with stderr_to(log_path) if log_path else contextlib.nullcontext(), few_malloc_arenas() if local else contextlib.nullcontext():
+        with stderr_to(log_path) if log_path else contextlib.nullcontext(), lean_memory() if local else contextlib.nullcontext():
             pipeline = beam.Pipeline(runner=runner_for(options), options=options)
             construct(pipeline, progress_dir)
             if printer:

@@ -1,13 +1,14 @@
-"""Memory of local runs: few malloc arenas in every process, freed heap pages handed back between elements."""
+"""Memory of local runs: few malloc arenas in every process, freed heap pages handed back to the system."""
 
 from __future__ import annotations
 
 import os
+import time
 
 import apache_beam as beam
 import pytest
 
-from runners.local import MALLOC_ARENAS, few_malloc_arenas, run
+from runners.local import MALLOC_ARENAS, lean_memory, run
 from transforms.memory import _malloc_trim, release_free_memory
 
 
@@ -32,17 +33,30 @@ def test_worker_processes_get_few_malloc_arenas_and_the_caller_environment_is_re
 
 def test_a_user_setting_of_malloc_arenas_wins(monkeypatch):
     monkeypatch.setenv("MALLOC_ARENA_MAX", "7")
-    with few_malloc_arenas():
+    with lean_memory():
         assert os.environ["MALLOC_ARENA_MAX"] == "7"
     assert os.environ["MALLOC_ARENA_MAX"] == "7"
 
 
+def _free_240_mb_on_the_heap() -> list:
+    blocks = [bytearray(60_000) for _ in range(4000)]  # blocks malloc keeps on its heap
+    return blocks[::50]  # a few survivors pin the heap's top, so it cannot simply shrink
+
+
 @pytest.mark.skipif(_malloc_trim() is None or not os.path.exists("/proc/self/statm"), reason="needs glibc and /proc")
 def test_freed_heap_memory_goes_back_to_the_system():
-    blocks = [bytearray(60_000) for _ in range(4000)]  # 240 MB in blocks malloc keeps on its heap
-    keep = blocks[::50]  # a few survivors pin the heap's top, so it cannot simply shrink
-    del blocks
+    keep = _free_240_mb_on_the_heap()
     before = resident_mb()
     release_free_memory()
     assert resident_mb() < before - 150
+    assert len(keep) == 80
+
+
+@pytest.mark.skipif(_malloc_trim() is None or not os.path.exists("/proc/self/statm"), reason="needs glibc and /proc")
+def test_during_a_local_run_the_launcher_hands_freed_memory_back_by_itself():
+    with lean_memory():
+        keep = _free_240_mb_on_the_heap()
+        before = resident_mb()
+        time.sleep(2.5)
+        assert resident_mb() < before - 150
     assert len(keep) == 80
