@@ -62,7 +62,7 @@ def test_held_parts_leave_merged_per_key_once_the_limit_is_reached_and_lose_noth
     rng = np.random.default_rng(3)
     parts = [(int(rng.integers(0, 4)), random_docs(rng, 5, rng.integers(0, 2**63, size=5).astype(np.uint64))) for _ in range(30)]
     limit = sum(p.nbytes for _, p in parts[:10])
-    held = HeldByKey(DocBatch.concat, lambda b: b.nbytes, limit)
+    held = HeldByKey(DocBatch.concat, limit)
     sent = []
     for i, (key, part) in enumerate(parts):
         out = list(held.add(key, part))

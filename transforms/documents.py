@@ -41,7 +41,8 @@ class DocBatch:
     doc_offsets: np.ndarray
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return dataclasses.asdict(self)
+        """The four arrays by name, not copied (`dataclasses.asdict` would deep-copy them)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "DocBatch":

@@ -6,8 +6,8 @@ import dataclasses
 from typing import Iterable, Mapping
 
 import apache_beam as beam
-from apache_beam.transforms.window import GlobalWindows
 import numpy as np
+from apache_beam.transforms.window import GlobalWindows
 
 from transforms.counters import emit_counters
 from transforms.documents import DocBatch
@@ -51,12 +51,12 @@ class KeyedExamples:
         parts = [p for p in parts if p.keys.size]
         if not parts:
             return KeyedExamples(np.zeros(0, np.uint64), {})
-        keys = np.concatenate([p.keys for p in parts])
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
+        merged = KeyedExamples.concat(parts)
+        order = np.argsort(merged.keys, kind="stable")
+        keys = merged.keys[order]
         if np.any(keys[1:] == keys[:-1]):
             raise ValueError("duplicate example keys: two buckets produced the same key")
-        return KeyedExamples(keys, {n: np.concatenate([p.features[n] for p in parts])[order] for n in names})
+        return KeyedExamples(keys, {n: merged.features[n][order] for n in names})
 
 
 def build_bucket(objective: Objective, seed: int, split: str, bucket: int, docs: DocBatch):
@@ -91,7 +91,7 @@ class MakeExamples(beam.DoFn):
         self._num_shards = dict(num_shards)
 
     def start_bundle(self):
-        self._held = HeldByKey(KeyedExamples.concat, lambda e: e.nbytes)
+        self._held = HeldByKey(KeyedExamples.concat)
 
     def process(self, element):
         bucket, batches = element

@@ -12,8 +12,8 @@ import itertools
 from typing import Callable, Iterable, Sequence
 
 import apache_beam as beam
-from apache_beam.transforms.window import GlobalWindows
 import numpy as np
+from apache_beam.transforms.window import GlobalWindows
 
 from transforms.counters import emit_counters
 from transforms.documents import DocBatch
@@ -103,7 +103,7 @@ class TokenizeDocuments(beam.DoFn):
         self._progress = ProgressFile(self._progress_dir)
 
     def start_bundle(self):
-        self._held = HeldByKey(DocBatch.concat, lambda b: b.nbytes)
+        self._held = HeldByKey(DocBatch.concat)
 
     def process(self, element: TextBatch):
         docs = element.documents

@@ -19,6 +19,9 @@ HOLD_BYTES = 32 << 20
 
 
 class ArrayBundle(Protocol):
+    @property
+    def nbytes(self) -> int: ...
+
     def to_arrays(self) -> dict[str, np.ndarray]: ...
 
     @classmethod
@@ -74,7 +77,7 @@ class Packed:
         return sum(len(entry[-1]) for entry in self._arrays)
 
 
-Part = TypeVar("Part")
+Part = TypeVar("Part", bound=ArrayBundle)
 
 
 class HeldByKey(Generic[Part]):
@@ -87,9 +90,8 @@ class HeldByKey(Generic[Part]):
     sorts what it receives.
     """
 
-    def __init__(self, concat: Callable[[list[Part]], Part], size: Callable[[Part], int], limit: int = HOLD_BYTES):
+    def __init__(self, concat: Callable[[list[Part]], Part], limit: int = HOLD_BYTES):
         self._concat = concat
-        self._size = size
         self._limit = limit
         self._parts: dict[Hashable, list[Part]] = {}
         self._held = 0
@@ -97,7 +99,7 @@ class HeldByKey(Generic[Part]):
     def add(self, key: Hashable, part: Part) -> Iterator[tuple[Hashable, Part]]:
         """Hold `part`; if the limit is reached, every key's parts, merged."""
         self._parts.setdefault(key, []).append(part)
-        self._held += self._size(part)
+        self._held += part.nbytes
         if self._held >= self._limit:
             yield from self.drain()
 
