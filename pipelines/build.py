@@ -251,12 +251,12 @@ class BuildCorpus(beam.PTransform):
             | "Read" >> beam.ParDo(ReadDocuments(plan.input_spec, progress_dir=self._progress_dir)).with_outputs("dead", COUNTERS, main="docs")
         )
         tokenized = read.docs | "Tokenize" >> beam.ParDo(
-            TokenizeDocuments(plan.model_proto, _sentence_splitter(plan), config.seed, plan.num_buckets, self._progress_dir)
+            TokenizeDocuments(plan.model_proto, _sentence_splitter(plan), config.seed, plan.num_buckets, plan.version_dir, self._progress_dir)
         ).with_outputs("dead", COUNTERS, main="buckets")
         made = (
             tokenized.buckets
             | "GroupBuckets" >> beam.GroupByKey()
-            | "Objective" >> beam.ParDo(MakeExamples(plan.objective, config.seed, config.validation_fraction, plan.num_shards)).with_outputs(COUNTERS, main="examples")
+            | "Objective" >> beam.ParDo(MakeExamples(plan.objective, config.seed, config.validation_fraction, plan.num_shards, plan.version_dir)).with_outputs(COUNTERS, main="examples")
         )
         shard_args = (plan.objective.schema, plan.version_dir, config.formats, config.compression, plan.num_shards, plan.vocab.pad)
         written = made.examples | "GroupShards" >> beam.GroupByKey() | "WriteShards" >> beam.ParDo(WriteShard(*shard_args))

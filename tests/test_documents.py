@@ -1,4 +1,4 @@
-"""DocBatch: the canonical document order and the compact form it crosses the shuffle in."""
+"""DocBatch: the canonical document order, and the transit files batches cross a shuffle in."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 
 from transforms.documents import DocBatch, gather_ranges
-from transforms.transit import HeldByKey, Packed
+from transforms.transit import TRANSIT_PREFIX, HeldByKey, store
 
 
 def random_docs(rng, n, keys):
@@ -32,18 +32,24 @@ def test_sorted_order_does_not_depend_on_arrival_order_even_with_repeated_keys()
     assert expected[1] == sorted(expected[1])
 
 
-def test_a_packed_batch_is_small_and_unpacks_exactly():
+def test_stored_batches_share_one_small_file_and_unpack_exactly(tmp_path):
     rng = np.random.default_rng(1)
     batch = random_docs(rng, 100, rng.integers(0, 2**63, size=100).astype(np.uint64))
     small = DocBatch.from_token_lists([[[1, 2, 3]]] * 1000)
     raw = sum(a.nbytes for a in small.to_arrays().values())
-    assert len(pickle.dumps(Packed(small))) < raw / 4
-    back = pickle.loads(pickle.dumps(Packed(batch))).unpack()
-    assert back.tokens.dtype == np.int32 and back.sentence_offsets.dtype == np.int64
-    assert as_lists(back) == as_lists(batch)
+    stored = store(str(tmp_path), [(7, small), (3, batch), (7, batch)])
+    files = list(tmp_path.iterdir())
+    assert len(files) == 1 and files[0].name.startswith(TRANSIT_PREFIX)
+    assert files[0].stat().st_size == sum(s.nbytes for _, s in stored)
+    assert [k for k, _ in stored] == [7, 3, 7] and stored[0][1].nbytes < raw / 4
+    assert len(pickle.dumps(stored[1][1])) < 1000  # only the reference crosses the shuffle
+    back = [pickle.loads(pickle.dumps(s)).unpack() for _, s in stored]
+    assert back[1].tokens.dtype == np.int32 and back[1].sentence_offsets.dtype == np.int64
+    assert [as_lists(b) for b in back] == [as_lists(small), as_lists(batch), as_lists(batch)]
+    assert store(str(tmp_path), []) == [] and len(list(tmp_path.iterdir())) == 1
 
 
-def test_examples_travel_packed_and_unpack_exactly():
+def test_examples_travel_stored_and_unpack_exactly(tmp_path):
     from transforms.examples import KeyedExamples
 
     rng = np.random.default_rng(2)
@@ -51,9 +57,9 @@ def test_examples_travel_packed_and_unpack_exactly():
     ids[:, :80] = rng.integers(0, 32000, size=(200, 80))  # mostly padding, as short NSP pairs are
     weights = (rng.random((200, 20)) < 0.5).astype(np.float32)
     examples = KeyedExamples(np.arange(200, dtype=np.uint64), {"input_ids": ids, "masked_lm_weights": weights})
-    packed = Packed(examples)
-    assert len(packed) < ids.nbytes / 4
-    back = pickle.loads(pickle.dumps(pickle.loads(pickle.dumps(packed)))).unpack()
+    [(_, stored)] = store(str(tmp_path), [(("train", 3), examples)])
+    assert stored.nbytes < ids.nbytes / 4
+    back = pickle.loads(pickle.dumps(pickle.loads(pickle.dumps(stored)))).unpack()
     assert back.features["input_ids"].dtype == np.int32 and np.array_equal(back.features["input_ids"], ids)
     assert np.array_equal(back.features["masked_lm_weights"], weights) and np.array_equal(back.keys, examples.keys)
 

@@ -14,7 +14,7 @@ from transforms.documents import DocBatch
 from transforms.keys import example_keys, is_validation, name_code, rng_for
 from transforms.memory import release_free_memory
 from transforms.objectives.base import Objective
-from transforms.transit import HeldByKey, Packed
+from transforms.transit import HeldByKey, store
 
 TRAIN, VALIDATION = "train", "validation"
 
@@ -77,18 +77,19 @@ def split_documents(docs: DocBatch, validation_fraction: float) -> dict[str, Doc
 
 
 class MakeExamples(beam.DoFn):
-    """(bucket, [Packed DocBatch]) in; ((split, shard), Packed KeyedExamples) out, held to a few large elements per shard.
+    """(bucket, [Stored DocBatch]) in; ((split, shard), Stored KeyedExamples) out, held to a few large elements per shard.
 
     A bucket carries both splits, so buckets stay equal in size (runners that
     deal whole keys to workers stay balanced); each split's documents make
     examples on their own, so a random next sentence never crosses splits.
     """
 
-    def __init__(self, objective: Objective, seed: int, validation_fraction: float, num_shards: Mapping[str, int]):
+    def __init__(self, objective: Objective, seed: int, validation_fraction: float, num_shards: Mapping[str, int], transit_dir: str):
         self._objective = objective
         self._seed = seed
         self._validation_fraction = validation_fraction
         self._num_shards = dict(num_shards)
+        self._transit_dir = transit_dir
 
     def start_bundle(self):
         self._held = HeldByKey(KeyedExamples.concat)
@@ -104,10 +105,9 @@ class MakeExamples(beam.DoFn):
                 continue
             shard = (examples.keys % np.uint64(self._num_shards[split])).astype(np.int64)
             for s in np.unique(shard).tolist():
-                for key, held in self._held.add((split, s), examples.take(np.flatnonzero(shard == s))):
-                    yield key, Packed(held)
+                yield from store(self._transit_dir, self._held.add((split, s), examples.take(np.flatnonzero(shard == s))))
         release_free_memory()
 
     def finish_bundle(self):
-        for key, held in self._held.drain():
-            yield GlobalWindows.windowed_value((key, Packed(held)))
+        for key_and_stored in store(self._transit_dir, self._held.drain()):
+            yield GlobalWindows.windowed_value(key_and_stored)

@@ -20,7 +20,7 @@ from transforms.documents import DocBatch
 from transforms.keys import bucket_of, hash64
 from transforms.progress import ProgressFile
 from transforms.read import NO_TOKENS, DeadLetter, Document, TextBatch
-from transforms.transit import HeldByKey, Packed
+from transforms.transit import HeldByKey, store
 
 SentenceSplitter = Callable[[str], list[str]]
 _SHORT_TEXT_CHARS = 500  # below this average length, SentencePiece's lists beat its arrays (measured: sentences ~80 chars, documents ~3,500)
@@ -87,13 +87,14 @@ def route(batch: DocBatch, seed: int, num_buckets: int) -> Iterable[tuple[int, D
 
 
 class TokenizeDocuments(beam.DoFn):
-    """`TextBatch` in; (bucket, Packed DocBatch) out, held to a few large elements per bucket; documents without tokens dead-lettered."""
+    """`TextBatch` in; (bucket, Stored DocBatch) out, held to a few large elements per bucket; documents without tokens dead-lettered."""
 
-    def __init__(self, model_proto: bytes, split_sentences: SentenceSplitter | None, seed: int, num_buckets: int, progress_dir: str | None):
+    def __init__(self, model_proto: bytes, split_sentences: SentenceSplitter | None, seed: int, num_buckets: int, transit_dir: str, progress_dir: str | None):
         self._model_proto = model_proto
         self._split_sentences = split_sentences
         self._seed = seed
         self._num_buckets = num_buckets
+        self._transit_dir = transit_dir
         self._progress_dir = progress_dir
 
     def setup(self):
@@ -115,12 +116,11 @@ class TokenizeDocuments(beam.DoFn):
             yield from emit_counters({f"dropped/{NO_TOKENS}": len(empty)})
         self._progress.add(documents=len(docs), tokens=batch.num_tokens, text_bytes=sum(len(d.text) for d in docs))
         for bucket, docs in route(batch, self._seed, self._num_buckets):
-            for key, held in self._held.add(bucket, docs):
-                yield key, Packed(held)
+            yield from store(self._transit_dir, self._held.add(bucket, docs))
 
     def finish_bundle(self):
-        for key, held in self._held.drain():
-            yield GlobalWindows.windowed_value((key, Packed(held)))
+        for key_and_stored in store(self._transit_dir, self._held.drain()):
+            yield GlobalWindows.windowed_value(key_and_stored)
 
     def teardown(self):
         if getattr(self, "_progress", None):

@@ -1,21 +1,27 @@
-"""How bulk data crosses a shuffle: arrays compacted and compressed, unpacked by the step that uses it.
+"""How bulk data crosses a shuffle: written to a transit file beside the shards; only a reference crosses.
 
-Everything a stage emits crosses a shuffle, and a local runner holds every
-shuffle in memory until the run ends. So integer arrays travel in the
-smallest unsigned dtype that holds their values, zstd-compressed (padding,
+A runner's shuffle copies every element several times (a local runner
+decodes and re-encodes each one in its launcher, holding all of them in
+memory until the run ends). So the arrays a stage emits are compacted (the
+smallest unsigned dtype that holds their values), zstd-compressed (padding,
 masks, positions and segment ids shrink to almost nothing, token ids by a
-third or so), and a `Packed` element stays packed while a runner passes it
-through: only `unpack()` does the work.
+third or so) and written to a `.tmp-transit-*` file in the version directory,
+which every worker can already reach since they all write shards there; the
+element is a `Stored` reference of a few hundred bytes, read back by the step
+that uses it. Publish removes the transit files with every other `.tmp-*`
+file before it writes the manifest.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Hashable, Iterator, Mapping, Protocol, TypeVar
+import uuid
+from typing import Callable, Generic, Hashable, Iterable, Iterator, Mapping, Protocol, TypeVar
 
 import numpy as np
 
 _LEVEL = 1
 HOLD_BYTES = 32 << 20
+TRANSIT_PREFIX = ".tmp-transit-"  # a `.tmp-` name: Publish's `remove_temporaries` deletes it
 
 
 class ArrayBundle(Protocol):
@@ -62,19 +68,51 @@ def unpack_arrays(packed: list[tuple[str, str, tuple[int, ...], str, bytes]]) ->
     return out
 
 
-class Packed:
-    """A DocBatch or KeyedExamples on its way through a shuffle."""
+class Stored:
+    """Where one DocBatch or KeyedExamples waits in a transit file: the element that crosses a shuffle."""
 
-    def __init__(self, value: ArrayBundle):
-        self._kind = type(value)
-        self._arrays = pack_arrays(value.to_arrays())
+    def __init__(self, kind: type, path: str, offset: int, arrays: list[tuple[str, str, tuple[int, ...], str, int]]):
+        self._kind = kind
+        self._path = path
+        self._offset = offset
+        self._arrays = arrays  # (name, dtype, shape, dtype in transit, compressed bytes)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes it takes in the transit file."""
+        return sum(entry[-1] for entry in self._arrays)
 
     def unpack(self):
-        return self._kind.from_arrays(unpack_arrays(self._arrays))
+        from apache_beam.io.filesystem import CompressionTypes
+        from apache_beam.io.filesystems import FileSystems
 
-    def __len__(self) -> int:
-        """Bytes in transit (what a runner holds)."""
-        return sum(len(entry[-1]) for entry in self._arrays)
+        with FileSystems.open(self._path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            f.seek(self._offset)
+            data = memoryview(f.read(self.nbytes))
+        packed, pos = [], 0
+        for *meta, size in self._arrays:
+            packed.append((*meta, data[pos : pos + size]))
+            pos += size
+        return self._kind.from_arrays(unpack_arrays(packed))
+
+
+def store(directory: str, parts: Iterable[tuple[Hashable, ArrayBundle]]) -> list[tuple[Hashable, Stored]]:
+    """Pack `parts` into one new transit file in `directory`; a reference to each, with its key (no file if no parts)."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    packed = [(key, type(part), pack_arrays(part.to_arrays())) for key, part in parts]
+    if not packed:
+        return []
+    path = f"{directory.rstrip('/')}/{TRANSIT_PREFIX}{uuid.uuid4().hex}"
+    stored, offset = [], 0
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+        for key, kind, arrays in packed:
+            for *_, data in arrays:
+                out.write(data)
+            stored.append((key, Stored(kind, path, offset, [(*meta, len(data)) for *meta, data in arrays])))
+            offset += stored[-1][1].nbytes
+    return stored
 
 
 Part = TypeVar("Part", bound=ArrayBundle)

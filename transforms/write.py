@@ -96,7 +96,7 @@ def count_tokens(features: Mapping[str, np.ndarray], schema: Schema, pad: int) -
 
 
 class WriteShard(beam.DoFn):
-    """((split, shard), [Packed KeyedExamples]) in; one stats dict per format written out."""
+    """((split, shard), [Stored KeyedExamples]) in; one stats dict per format written out."""
 
     def __init__(self, schema: Schema, version_dir: str, formats: tuple[str, ...], compression: str, num_shards: Mapping[str, int], pad: int):
         self._schema = schema
