@@ -107,7 +107,8 @@ def lean_memory() -> Iterator[None]:
     run many threads passing large buffers between them; memory freed in one
     arena cannot serve another. So the launcher and the worker processes it
     starts use at most two arenas (a user's own MALLOC_ARENA_MAX wins). And
-    freed memory stays mapped: the launcher, which holds every shuffle, would
+    freed memory stays mapped: the launcher, which holds every shuffle (the
+    transit references, dead letters and counters), would
     carry the last stage's freed buffers into the next one's peak, so a
     thread hands free pages back every second (workers do it after each
     element, see `transforms.memory`).
