@@ -95,54 +95,34 @@ def stderr_to(path: str) -> Iterator[None]:
 
 
 MALLOC_ARENAS = "2"
-_TRIM_EVERY = 1.0
 
 
 @contextlib.contextmanager
 def lean_memory() -> Iterator[None]:
-    """Keep a local run's resident memory near what it actually holds, while the block runs.
+    """Give the launcher and its worker processes at most two malloc arenas while the block runs.
 
-    Two glibc malloc habits inflate it. Every thread that allocates may get
-    an arena of its own (up to 8 per core), and Beam's launcher and workers
-    run many threads passing large buffers between them; memory freed in one
-    arena cannot serve another. So the launcher and the worker processes it
-    starts use at most two arenas (a user's own MALLOC_ARENA_MAX wins). And
-    freed memory stays mapped: the launcher, which holds every shuffle (the
-    transit references, dead letters and counters), would
-    carry the last stage's freed buffers into the next one's peak, so a
-    thread hands free pages back every second (workers do it after each
-    element, see `transforms.memory`).
+    glibc may give every thread that allocates an arena of its own (up to 8
+    per core), and Beam's launcher and workers run many threads passing large
+    buffers between them; memory freed in one arena cannot serve another, so
+    resident memory grows well past what a process holds. A user's own
+    MALLOC_ARENA_MAX wins. (Workers also hand freed pages back after each
+    large element, see `transforms.memory`.)
     """
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ:
         yield
         return
     import ctypes
 
-    from transforms.memory import release_free_memory
-
-    own_setting = "MALLOC_ARENA_MAX" in os.environ
-    if not own_setting:
-        m_arena_max = -8  # from glibc's malloc.h
-        try:
-            ctypes.CDLL(None).mallopt(m_arena_max, int(MALLOC_ARENAS))
-        except (OSError, AttributeError):  # not glibc: nothing to tune
-            pass
-        os.environ["MALLOC_ARENA_MAX"] = MALLOC_ARENAS  # read by each worker process at its start
-    stop = threading.Event()
-
-    def trim() -> None:
-        while not stop.wait(_TRIM_EVERY):
-            release_free_memory()
-
-    trimmer = threading.Thread(target=trim, name="tokenmill-trim", daemon=True)
-    trimmer.start()
+    m_arena_max = -8  # from glibc's malloc.h
+    try:
+        ctypes.CDLL(None).mallopt(m_arena_max, int(MALLOC_ARENAS))
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+    os.environ["MALLOC_ARENA_MAX"] = MALLOC_ARENAS  # read by each worker process at its start
     try:
         yield
     finally:
-        stop.set()
-        trimmer.join()
-        if not own_setting:
-            del os.environ["MALLOC_ARENA_MAX"]
+        del os.environ["MALLOC_ARENA_MAX"]
 
 
 def _human(n: float) -> str:
