@@ -3,13 +3,13 @@
 Beam 2.77's DirectRunner first tries to download the Prism runner, and Prism
 ignores `--direct_num_workers`. So when no `--runner` is given we use the
 `FnApiRunner` in multi-processing mode with one worker per core, and keep the
-fixed cost of a run small: no construction-time type inference (Beam infers
-an output type for every step by reading its bytecode, ~0.3 s, and our steps
-declare none), and processes that skip the garbage collections of their exit
-(`runners.quick_exit`). A user's own `--runner`, `--direct_*` and
-`--pipeline_type_check` flags always win. Local runs print progress every
-two seconds and send Beam's own logging to a file, so the terminal shows what
-matters.
+cost of a run small: no construction-time type inference (Beam infers an
+output type for every step by reading its bytecode, ~0.3 s, and our steps
+declare none), and processes whose garbage collector skips what Beam's import
+left and the collections of their exit (`runners.freeze_heap`). A user's own
+`--runner`, `--direct_*` and `--pipeline_type_check` flags always win. Local
+runs print progress every two seconds and send Beam's own logging to a file,
+so the terminal shows what matters.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 
 from transforms.progress import read_totals
 
-QUICK_EXIT = "runners.quick_exit"
+FREEZE_HEAP = "runners.freeze_heap"
 LOCAL_RUNNERS = {"DirectRunner", "FnApiRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner", "PrismRunner"}
 _PROGRESS_EVERY = 2.0
 
@@ -51,7 +51,7 @@ def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
         if not given & {"--pipeline_type_check", "--no_pipeline_type_check"}:
             options.view_as(TypeOptions).pipeline_type_check = False
         setup = options.view_as(SetupOptions)
-        setup.beam_plugins = [*(setup.beam_plugins or []), QUICK_EXIT]
+        setup.beam_plugins = [*(setup.beam_plugins or []), FREEZE_HEAP]
     return options
 
 
@@ -199,7 +199,7 @@ def run(
     options = pipeline_options(beam_args)
     local = is_local(options)
     if local:
-        importlib.import_module(QUICK_EXIT)
+        importlib.import_module(FREEZE_HEAP)
     progress_dir = tempfile.mkdtemp(prefix="tokenmill-progress-") if local and show_progress else None
     log_path = os.path.join(tempfile.gettempdir(), f"tokenmill-beam-{os.getpid()}.log") if local and quiet else None
     printer = ProgressPrinter(progress_dir, total_input_bytes) if progress_dir else None
