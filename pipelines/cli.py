@@ -13,6 +13,7 @@ flag that neither tokenmill nor Beam knows is an error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from typing import Any, Sequence
@@ -297,6 +298,8 @@ def subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    importlib.import_module("runners.freeze_heap")  # this process ends with the command: skip the garbage collections of its exit
+
     parser = make_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)

@@ -7,11 +7,12 @@ interpreter collects several times more over everything still alive, ~0.3 s
 per process that imported Beam, spent on memory the operating system is about
 to reclaim (the local runner stops its workers one after another, so a small
 build waited ~0.6 s for that). `gc.freeze()` on import and in an exit handler
-(exit handlers run before those last collections) skips both walks. Local runs
-import this module in the launcher and name it in `--beam_plugins`, which each
-worker process imports at its start, after Beam. Frozen objects are still freed
-when their last reference goes; only cyclic garbage among them stays, and
-every file a run writes is closed by the code that opened it.
+(exit handlers run before those last collections) skips both walks. The
+`tokenmill` command imports this module (its process ends with the command),
+and local runs name it in `--beam_plugins`, which each worker process imports
+at its start, after Beam. Frozen objects are still freed when their last
+reference goes; only cyclic garbage among them stays, and every file a run
+writes is closed by the code that opened it.
 """
 
 import atexit

@@ -15,7 +15,6 @@ so the terminal shows what matters.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import shutil
 import sys
@@ -198,8 +197,6 @@ def run(
     """
     options = pipeline_options(beam_args)
     local = is_local(options)
-    if local:
-        importlib.import_module(FREEZE_HEAP)
     progress_dir = tempfile.mkdtemp(prefix="tokenmill-progress-") if local and show_progress else None
     log_path = os.path.join(tempfile.gettempdir(), f"tokenmill-beam-{os.getpid()}.log") if local and quiet else None
     printer = ProgressPrinter(progress_dir, total_input_bytes) if progress_dir else None

@@ -51,4 +51,5 @@ def test_a_process_that_imports_freeze_heap_freezes_its_heap_then_and_before_the
         return subprocess.run([sys.executable, "-c", report + code + later], capture_output=True, text=True, check=True).stdout.strip()
 
     assert freeze_counts(f"import {FREEZE_HEAP}") == "True True"
+    assert freeze_counts("from pipelines.cli import main; main(['build', '--input', '/no/such/*.jsonl'])") == "True True", "the tokenmill command"
     assert freeze_counts("pass") == "False False"
