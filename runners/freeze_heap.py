@@ -1,8 +1,8 @@
 """Importing this module takes what the process holds so far, and again at exit, out of the garbage collector's sight.
 
-Beam and its libraries leave a few hundred thousand objects that live as long
+Beam and its libraries leave about a hundred thousand objects that live as long
 as the process. Every full collection walks them all: ~70 ms each in a worker,
-~0.6 s per worker over a 100 MB build. And when a process ends, the
+~0.6 s per worker over a 100 MB BERT build. And when a process ends, the
 interpreter collects several times more over everything still alive, ~0.3 s
 per process that imported Beam, spent on memory the operating system is about
 to reclaim (the local runner stops its workers one after another, so a small
