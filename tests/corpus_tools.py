@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from contextlib import redirect_stdout
+from typing import Callable
 
 import numpy as np
 
@@ -27,6 +28,22 @@ def run_cli(*args: str) -> tuple[int, str]:
         except SystemExit as e:
             code = e.code
     return code, out.getvalue()
+
+
+def ask_workers(directory, probe: Callable[[], str]) -> set[str]:
+    """What `probe()` returns in the worker processes of a local run with `runners.local.run`'s defaults (two workers)."""
+    import apache_beam as beam
+
+    from runners.local import run
+
+    def record(element, directory=str(directory)):  # a local function: pickled by value for the workers
+        with open(os.path.join(directory, f"{os.getpid()}-{element}"), "w") as f:
+            f.write(probe())
+
+    run(lambda p, _: p | beam.Create(range(4)) | beam.Map(record), ["--direct_num_workers=2"], show_progress=False)
+    names = os.listdir(directory)
+    assert {name.split("-")[0] for name in names} - {str(os.getpid())}, "ran in worker processes"
+    return {open(os.path.join(directory, name)).read() for name in names}
 
 
 def build(output, *args: str, runner=IN_MEMORY) -> tuple[dict, str]:

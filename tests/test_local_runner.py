@@ -6,10 +6,10 @@ import os
 import subprocess
 import sys
 
-import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, SetupOptions, TypeOptions
 
-from runners.local import FREEZE_HEAP, pipeline_options, run
+from corpus_tools import ask_workers
+from runners.local import FREEZE_HEAP, pipeline_options
 
 
 def test_with_no_runner_named_a_run_uses_every_core_and_skips_type_inference():
@@ -35,13 +35,7 @@ def test_a_named_runner_gets_the_options_as_given():
 
 
 def test_worker_processes_import_the_freeze_heap_plugin(tmp_path):
-    def record_plugin(element, directory=str(tmp_path)):  # a local function: pickled by value for the workers
-        with open(os.path.join(directory, f"{os.getpid()}-{element}"), "w") as f:
-            f.write(str(FREEZE_HEAP in sys.modules))
-
-    run(lambda p, _: p | beam.Create(range(4)) | beam.Map(record_plugin), ["--direct_num_workers=2"], show_progress=False)
-    assert {name.split("-")[0] for name in os.listdir(tmp_path)} - {str(os.getpid())}, "ran in worker processes"
-    assert {(tmp_path / name).read_text() for name in os.listdir(tmp_path)} == {"True"}
+    assert ask_workers(tmp_path, lambda: str(FREEZE_HEAP in sys.modules)) == {"True"}
 
 
 def test_a_process_that_imports_freeze_heap_freezes_its_heap_then_and_before_the_exit_collections():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-import apache_beam as beam
 import pytest
 
-from runners.local import MALLOC_ARENAS, lean_memory, run
+from corpus_tools import ask_workers
+from runners.local import MALLOC_ARENAS, lean_memory
 from transforms.memory import _malloc_trim, release_free_memory
 
 
@@ -19,14 +19,7 @@ def resident_mb() -> float:
 @pytest.mark.skipif(not os.uname().sysname == "Linux", reason="glibc tuning applies on Linux only")
 def test_worker_processes_get_few_malloc_arenas_and_the_caller_environment_is_restored(tmp_path, monkeypatch):
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    def record_environment(element, directory=str(tmp_path)):  # a local function: pickled by value for the workers
-        with open(os.path.join(directory, f"{os.getpid()}-{element}"), "w") as f:
-            f.write(os.environ.get("MALLOC_ARENA_MAX", "unset"))
-
-    run(lambda p, _: p | beam.Create(range(4)) | beam.Map(record_environment), ["--direct_num_workers=2"], show_progress=False)
-    seen = {(tmp_path / name).read_text() for name in os.listdir(tmp_path)}
-    assert seen == {MALLOC_ARENAS}
-    assert {name.split("-")[0] for name in os.listdir(tmp_path)} - {str(os.getpid())}, "ran in worker processes"
+    assert ask_workers(tmp_path, lambda: os.environ.get("MALLOC_ARENA_MAX", "unset")) == {MALLOC_ARENAS}
     assert "MALLOC_ARENA_MAX" not in os.environ
 
 
