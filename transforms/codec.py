@@ -23,17 +23,14 @@ _TAG_LEN1 = 0x0A  # field 1, length-delimited
 _TAG_LEN2 = 0x12  # field 2, length-delimited
 _LIST_TAG = {INT: 0x1A, "float": 0x12}  # Feature.int64_list = 3, Feature.float_list = 2
 _FRAME_HEADER = 12  # TFRecord: uint64 length + masked CRC32C of it
-_VARINT_LIMITS = np.array([1 << (7 * k) for k in range(1, 10)], dtype=np.uint64)
+_WORD_DTYPES = {2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 
 
 def varint_length(values: np.ndarray) -> np.ndarray:
-    """Bytes each value takes as a protobuf varint (int64 as two's complement)."""
-    v = np.asarray(values)
-    if v.dtype != np.uint32:
-        v = v.astype(np.int64, copy=False).view(np.uint64)
-    lengths = np.ones(v.shape, dtype=np.int64)
-    for limit in _VARINT_LIMITS[: 4 if v.dtype == np.uint32 else 9]:
-        lengths += v >= limit
+    """Bytes (uint8) each value of an unsigned array takes as a protobuf varint."""
+    lengths = np.ones(values.shape, dtype=np.uint8)
+    for k in range(1, (values.dtype.itemsize * 8 + 6) // 7):
+        lengths += values >= values.dtype.type(1 << (7 * k))
     return lengths
 
 
@@ -51,25 +48,41 @@ def _varint_bytes(value: int) -> bytes:
 def varint_payloads(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The packed varints of each row of an [n, m] int array: all rows' bytes concatenated, and bytes per row.
 
-    Every value gets `w` candidate byte slots (w = the longest varint present)
-    and a mask keeps the first `length` of them, so one boolean selection over
-    the row-major candidates yields exactly the concatenated varints. Arrays
-    of values below 128 (one byte each) skip all that.
+    Each value's varint is assembled in little-endian machine words (2, 4 or
+    8 bytes, the narrowest that holds the longest varint present; negative
+    ints take ten bytes, so two 8-byte words): its 7-bit groups shifted into
+    place and its continuation bits looked up by length. A keep-mask, also
+    looked up by length, then selects exactly the varint bytes of every word
+    in one pass, already in row-major order. Arrays of values below 128 (one
+    byte each) skip all that.
     """
     n, m = values.shape
     low, top = (int(values.min()), int(values.max())) if values.size else (0, 0)
     if low >= 0 and top < 0x80:
         return values.astype(np.uint8).reshape(-1), np.full(n, m, dtype=np.int64)
-    work = values.astype(np.uint32) if low >= 0 and top < (1 << 32) else values.astype(np.int64).view(np.uint64)
+    flat = values.reshape(-1)
+    if low < 0 or top >= 1 << 32:
+        work = flat.astype(np.int64).view(np.uint64)  # int64 two's complement, as protobuf encodes it
+    else:
+        work = flat.astype(np.uint32 if top >= 1 << 16 else np.uint16)
     lengths = varint_length(work)
     width = int(lengths.max())
-    candidates = np.empty((n, m, width), dtype=np.uint8)
-    used = np.empty((n, m, width), dtype=bool)
-    for k in range(width):
-        group = ((work >> work.dtype.type(7 * k)) & work.dtype.type(0x7F)).astype(np.uint8)
-        candidates[..., k] = group | ((lengths > k + 1).view(np.uint8) << 7)
-        used[..., k] = lengths > k
-    return candidates[used], lengths.sum(axis=1)
+    word_bytes = 2 if width <= 2 else 4 if width <= 4 else 8
+    word = _WORD_DTYPES[word_bytes]
+    num_words = -(-width // word_bytes)
+    words = np.empty((work.size, num_words), dtype=word)
+    keep = np.empty((work.size, num_words), dtype=word)
+    for w in range(num_words):
+        groups = range(w * word_bytes, min(width, (w + 1) * word_bytes))
+        byte_shift = {k: 8 * (k - w * word_bytes) for k in groups}
+        continuation = np.array([sum(0x80 << byte_shift[k] for k in groups if k < length - 1) for length in range(width + 1)], dtype=word)
+        used = np.array([sum(1 << byte_shift[k] for k in groups if k < length) for length in range(width + 1)], dtype=word)
+        assembled = np.take(continuation, lengths)
+        for k in groups:
+            assembled |= ((work >> work.dtype.type(7 * k)) & work.dtype.type(0x7F)).astype(word, copy=False) << word.type(byte_shift[k])
+        words[:, w] = assembled
+        keep[:, w] = np.take(used, lengths)
+    return words.view(np.uint8)[keep.view(bool)].reshape(-1), lengths.reshape(n, m).sum(axis=1, dtype=np.int64)
 
 
 def serialize_examples(features: Mapping[str, np.ndarray], schema: Schema) -> list[bytes]:
