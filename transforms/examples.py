@@ -12,7 +12,6 @@ from apache_beam.transforms.window import GlobalWindows
 from transforms.counters import emit_counters
 from transforms.documents import DocBatch
 from transforms.keys import example_keys, is_validation, name_code, rng_for
-from transforms.memory import release_free_memory
 from transforms.objectives.base import Objective
 from transforms.transit import HeldByKey, store
 
@@ -106,7 +105,6 @@ class MakeExamples(beam.DoFn):
             shard = (examples.keys % np.uint64(self._num_shards[split])).astype(np.int64)
             for s in np.unique(shard).tolist():
                 yield from store(self._transit_dir, self._held.add((split, s), examples.take(np.flatnonzero(shard == s))))
-        release_free_memory()
 
     def finish_bundle(self):
         for key_and_stored in store(self._transit_dir, self._held.drain()):

@@ -20,7 +20,6 @@ import numpy as np
 from schemas import Schema
 from transforms.codec import arrow_table, frame_tfrecords, serialize_examples
 from transforms.examples import KeyedExamples
-from transforms.memory import release_free_memory
 from transforms.read import DeadLetter
 
 FORMATS = ("tfrecord", "parquet")
@@ -109,7 +108,6 @@ class WriteShard(beam.DoFn):
     def process(self, element):
         (split, shard), parts = element
         yield from self.write(split, shard, KeyedExamples.concat_sorted((p.unpack() for p in parts), self._schema.names))
-        release_free_memory()
 
     def write(self, split: str, shard: int, examples: KeyedExamples):
         if not examples.features:
