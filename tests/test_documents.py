@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 
 from transforms.documents import DocBatch, gather_ranges
+from transforms.keys import grouped_order
 from transforms.transit import TRANSIT_PREFIX, HeldByKey, store
 
 
@@ -86,3 +87,15 @@ def test_held_parts_leave_merged_per_key_once_the_limit_is_reached_and_lose_noth
 
 def test_gather_ranges():
     assert gather_ranges(np.array([5, 0, 9]), np.array([7, 0, 12])).tolist() == [5, 6, 9, 10, 11]
+
+
+def test_grouping_by_label_gives_each_label_its_items_in_their_order():
+    rng = np.random.default_rng(3)
+    batch = random_docs(rng, 60, rng.integers(0, 2**63, size=60).astype(np.uint64))
+    labels = rng.integers(0, 7, size=60)
+    order, groups = grouped_order(labels)
+    grouped = batch.take(order)
+    assert [label for label, _, _ in groups] == sorted(set(labels.tolist()))
+    for label, start, stop in groups:
+        assert as_lists(grouped.slice(start, stop)) == as_lists(batch.take(np.flatnonzero(labels == label)))
+    assert grouped_order(np.zeros(0, np.int64))[1] == []

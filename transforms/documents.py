@@ -112,6 +112,17 @@ class DocBatch:
             np.concatenate([[0], np.cumsum(s_end - s_start)]).astype(np.int64),
         )
 
+    def slice(self, start: int, stop: int) -> "DocBatch":
+        """Documents start to stop; their keys and tokens as views."""
+        s0, s1 = int(self.doc_offsets[start]), int(self.doc_offsets[stop])
+        t0, t1 = int(self.sentence_offsets[s0]), int(self.sentence_offsets[s1])
+        return DocBatch(
+            self.key_hash[start:stop],
+            self.tokens[t0:t1],
+            self.sentence_offsets[s0 : s1 + 1] - t0,
+            self.doc_offsets[start : stop + 1] - s0,
+        )
+
     def canonical_order(self) -> np.ndarray:
         """Indices of the documents in key order: the order every objective sees.
 

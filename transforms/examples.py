@@ -11,7 +11,7 @@ from apache_beam.transforms.window import GlobalWindows
 
 from transforms.counters import emit_counters
 from transforms.documents import DocBatch
-from transforms.keys import example_keys, is_validation, name_code, rng_for
+from transforms.keys import example_keys, grouped_order, is_validation, name_code, rng_for
 from transforms.objectives.base import Objective
 from transforms.transit import HeldByKey, store
 
@@ -43,6 +43,10 @@ class KeyedExamples:
 
     def take(self, index: np.ndarray) -> "KeyedExamples":
         return KeyedExamples(self.keys[index], {k: v[index] for k, v in self.features.items()})
+
+    def slice(self, start: int, stop: int) -> "KeyedExamples":
+        """Examples start to stop, as views."""
+        return KeyedExamples(self.keys[start:stop], {k: v[start:stop] for k, v in self.features.items()})
 
     @staticmethod
     def concat_sorted(parts: Iterable["KeyedExamples"], names: list[str]) -> "KeyedExamples":
@@ -102,9 +106,10 @@ class MakeExamples(beam.DoFn):
             yield from emit_counters(counters)
             if not examples.keys.size:
                 continue
-            shard = (examples.keys % np.uint64(self._num_shards[split])).astype(np.int64)
-            for s in np.unique(shard).tolist():
-                yield from store(self._transit_dir, self._held.add((split, s), examples.take(np.flatnonzero(shard == s))))
+            order, groups = grouped_order(examples.keys % np.uint64(self._num_shards[split]))
+            grouped = examples.take(order)
+            for s, start, stop in groups:
+                yield from store(self._transit_dir, self._held.add((split, s), grouped.slice(start, stop)))
 
     def finish_bundle(self):
         for key_and_stored in store(self._transit_dir, self._held.drain()):

@@ -17,7 +17,7 @@ from apache_beam.transforms.window import GlobalWindows
 
 from transforms.counters import emit_counters
 from transforms.documents import DocBatch
-from transforms.keys import bucket_of, hash64
+from transforms.keys import bucket_of, grouped_order, hash64
 from transforms.progress import ProgressFile
 from transforms.read import NO_TOKENS, DeadLetter, Document, TextBatch
 from transforms.transit import HeldByKey, store
@@ -81,9 +81,10 @@ def route(batch: DocBatch, seed: int, num_buckets: int) -> Iterable[tuple[int, D
     """Split a batch by hash bucket (both splits together; the objective step separates them)."""
     if not batch.num_docs:
         return
-    bucket = bucket_of(batch.key_hash, seed, num_buckets)
-    for b in np.unique(bucket).tolist():
-        yield b, batch.take(np.flatnonzero(bucket == b))
+    order, groups = grouped_order(bucket_of(batch.key_hash, seed, num_buckets))
+    grouped = batch.take(order)
+    for b, start, stop in groups:
+        yield b, grouped.slice(start, stop)
 
 
 class TokenizeDocuments(beam.DoFn):
