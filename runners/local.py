@@ -133,11 +133,13 @@ def lean_memory() -> Iterator[None]:
 
     Reuse: a worker allocates and frees arrays of megabytes for every
     bucket and shard. By default glibc maps the largest afresh and unmaps
-    them on free, and hands the heap's free top back as soon as it passes a
-    few times that, so a 4x clm build faulted in 2.4 GB of zeroed pages per
-    worker (600 k page faults, 3 s of its CPU). Arrays under 64 MiB come from
-    the heap, which keeps up to 256 MiB free for the next one: 50-90 k faults,
-    resident memory within ~50 MB of before.
+    them on free, and hands the heap's free top back once it passes twice
+    that size; with a `malloc_trim` after each element on top (as workers
+    did to keep their resident size down), a 4x clm build faulted in 2.4 GB
+    of zeroed pages per worker (600 k page faults, 3 s of its CPU). Here
+    arrays under 64 MiB come from the heap, which keeps up to 256 MiB free
+    for the next one: 50-90 k faults, and peak memory within ~50 MB of
+    before.
 
     The variables are read by each worker process at its start; a user's own
     setting of any of them wins.

@@ -18,8 +18,6 @@ def test_worker_processes_get_the_malloc_tuning_and_the_caller_environment_is_re
         monkeypatch.delenv(name, raising=False)
     seen = ask_workers(tmp_path, lambda: " ".join(os.environ.get(name, "unset") for name in sorted(WORKER_MALLOC)))
     assert seen == {" ".join(WORKER_MALLOC[name] for name in sorted(WORKER_MALLOC))}
-    assert WORKER_MALLOC["MALLOC_ARENA_MAX"] == "2"
-    assert int(WORKER_MALLOC["MALLOC_MMAP_THRESHOLD_"]) < int(WORKER_MALLOC["MALLOC_TRIM_THRESHOLD_"])
     assert not set(WORKER_MALLOC) & set(os.environ)
 
 
