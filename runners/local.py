@@ -138,8 +138,8 @@ def lean_memory() -> Iterator[None]:
     did to keep their resident size down), a 4x clm build faulted in 2.4 GB
     of zeroed pages per worker (600 k page faults, 3 s of its CPU). Here
     arrays under 64 MiB come from the heap, which keeps up to 256 MiB free
-    for the next one: 50-90 k faults, and peak memory within ~50 MB of
-    before.
+    for the next one: 50-90 k faults, for peaks 35-175 MB higher over the
+    benchmark's 4x builds (still under half their targets).
 
     The variables are read by each worker process at its start; a user's own
     setting of any of them wins.
