@@ -6,11 +6,12 @@ memory until the run ends). So the arrays a stage emits are compacted (the
 smallest unsigned dtype that holds their values), zstd-compressed at a fast
 level (padding, masks, positions and segment ids shrink to almost nothing,
 token ids by a quarter or so; level 1 would take a third off them at twice
-the CPU, 0.4 s more per worker of a 4x clm build) and written to a `.tmp-transit-*` file in the version directory,
-which every worker can already reach since they all write shards there; the
-element is a `Stored` reference of a few hundred bytes, read back by the step
-that uses it. Publish removes the transit files with every other `.tmp-*`
-file before it writes the manifest.
+the CPU, 0.4 s more per worker of a 4x clm build) and written to a
+`.tmp-transit-*` file in the version directory, which every worker can
+already reach since they all write shards there; the element is a `Stored`
+reference of a few hundred bytes, read back by the step that uses it.
+Publish removes the transit files with every other `.tmp-*` file before it
+writes the manifest.
 """
 
 from __future__ import annotations
