@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from pipelines.config import DEFAULT_OUTPUT, BuildConfig
 from pipelines.rebuild import DEFAULT_KEEP
+from runners.local import FREEZE_HEAP
 from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import ConfigError
 from transforms.read import READ_FORMATS
@@ -298,7 +299,7 @@ def subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    importlib.import_module("runners.freeze_heap")  # this process ends with the command: skip the garbage collections of its exit
+    importlib.import_module(FREEZE_HEAP)  # this process ends with the command: skip the garbage collections of its exit
 
     parser = make_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
