@@ -18,9 +18,9 @@ $(VENV)/.installed: setup.py $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: setup.py $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[test]'
-	# The PyTorch reader is tested with torch's CPU build (2.13.0 is the one this project's machines carry).
+	# torch's CPU build first (2.13.0 is the one this project's machines carry), so the extras that need torch do not pull a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
 $(AIRFLOW_VENV)/.installed: runners/airflow/requirements.txt
