@@ -7,6 +7,7 @@ sees a half-written corpus.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -46,6 +47,14 @@ def version_dir(path: str) -> str:
     return f"{path}/versions/{latest}"
 
 
+@dataclasses.dataclass(frozen=True)
+class ShardFile:
+    """One shard file of a split and the number of examples the manifest records for it."""
+
+    path: str
+    examples: int
+
+
 class Corpus:
     """One complete version: its manifest, schema and shard files."""
 
@@ -58,13 +67,17 @@ class Corpus:
     def special_ids(self) -> dict[str, Any]:
         return self.manifest["tokenizer"]["special_ids"]
 
-    def files(self, split: str = "train", fmt: str = "tfrecord") -> list[str]:
-        """Shard paths of a split in one format, in shard order."""
-        paths = [s["path"] for s in self.manifest["shards"] if s["split"] == split and s["format"] == fmt]
-        if not paths:
+    def shards(self, split: str = "train", fmt: str = "tfrecord") -> list[ShardFile]:
+        """The shards of a split in one format, in shard order, with their example counts."""
+        entries = sorted((s for s in self.manifest["shards"] if s["split"] == split and s["format"] == fmt), key=lambda s: s["path"])
+        if not entries:
             available = sorted({(s["split"], s["format"]) for s in self.manifest["shards"]})
             raise ValueError(f"no {fmt} shards for split {split!r}; this version has {available}")
-        return [f"{self.root}/{p}" for p in sorted(paths)]
+        return [ShardFile(f"{self.root}/{s['path']}", int(s["examples"])) for s in entries]
+
+    def files(self, split: str = "train", fmt: str = "tfrecord") -> list[str]:
+        """Shard paths of a split in one format, in shard order."""
+        return [s.path for s in self.shards(split, fmt)]
 
     def num_examples(self, split: str = "train") -> int:
         return self.manifest["totals"][split]["examples"]

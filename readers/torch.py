@@ -1,4 +1,4 @@
-"""PyTorch input through the `tfrecord` package (no TensorFlow needed).
+"""PyTorch input through `readers.records` (no TensorFlow, no `tfrecord` package).
 
 `TokenmillDataset` is an `IterableDataset` of dicts of numpy arrays with the
 manifest's fixed lengths; with several DataLoader workers each reads its own
@@ -12,7 +12,7 @@ from typing import Iterator
 import numpy as np
 
 from readers.manifest import Corpus
-from schemas import INT
+from readers.records import read_tfrecord
 
 try:
     from torch.utils.data import IterableDataset
@@ -22,17 +22,11 @@ except ImportError:  # readable without torch: the iterator works on its own
 
 def iter_tfrecord_examples(corpus: Corpus, files: list[str]) -> Iterator[dict[str, np.ndarray]]:
     """Examples of the given shard files, typed and shaped by the schema."""
-    from tfrecord.reader import tfrecord_loader
-
-    description = {f.name: ("int" if f.dtype == INT else "float") for f in corpus.schema.features}
-    dtypes = {f.name: f.numpy_dtype for f in corpus.schema.features}
+    compression = "gzip" if corpus.tfrecord_compression else None
     for path in files:
-        if corpus.tfrecord_compression:
-            records = tfrecord_loader(path, None, description, compression_type="gzip")
-        else:
-            records = tfrecord_loader(path, None, description)
-        for record in records:
-            yield {name: np.asarray(value, dtype=dtypes[name]) for name, value in record.items()}
+        for batch in read_tfrecord(path, corpus.schema, compression):
+            for i in range(len(next(iter(batch.values())))):
+                yield {name: values[i] for name, values in batch.items()}
 
 
 class TokenmillDataset(IterableDataset):

@@ -6,8 +6,6 @@ import glob
 import io
 import json
 import os
-import subprocess
-import sys
 from contextlib import redirect_stdout
 from typing import Callable
 
@@ -103,18 +101,8 @@ def read_parquet(version_dir: str, split: str = "train") -> dict[str, np.ndarray
 
 
 def read_with_tfrecord_package(version_dir: str, split: str = "train") -> dict[str, np.ndarray]:
-    """Read through `readers.torch` (the `tfrecord` package) in a subprocess.
+    """Every example of a split through `readers.torch` (its own TFRecord decoder), in shard order."""
+    from readers.torch import TokenmillDataset
 
-    The `tfrecord` package registers the same protobuf messages as TensorFlow,
-    so the two cannot share a process; a trainer's PyTorch process has no TensorFlow.
-    """
-    code = (
-        "import sys, io, numpy as np\n"
-        "from readers.torch import TokenmillDataset\n"
-        f"rows = list(TokenmillDataset({version_dir!r}, {split!r}))\n"
-        "out = {k: np.stack([r[k] for r in rows]) for k in rows[0]}\n"
-        "buf = io.BytesIO(); np.savez(buf, **out); sys.stdout.buffer.write(buf.getvalue())\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
-    with np.load(io.BytesIO(result.stdout)) as data:
-        return {k: data[k] for k in data.files}
+    rows = list(TokenmillDataset(version_dir, split))
+    return {name: np.stack([row[name] for row in rows]) for name in rows[0]}

@@ -1,0 +1,284 @@
+"""Reading shards without TensorFlow, the `tfrecord` package or protobuf: TFRecord frames and Parquet row groups.
+
+A TFRecord shard is read in blocks; every frame's two CRCs are checked
+(`transforms.codec.scan_frames`), and reaching record k walks the frame
+headers (length, its CRC, a seek past the data) without touching the data.
+Records decode a batch at a time: Python walks each message's few headers to
+find each feature's packed values, and numpy decodes every varint of the
+batch at once. Parquet shards read by row group. Both give the same batch:
+`{feature: array [n, length]}`, int32 ids and float32 weights as the
+schema says (the Parquet dtypes). Local paths and fsspec URLs (gs://, s3://)
+open alike, streaming. Nothing here registers protobuf descriptors, so a
+process may also use TensorFlow.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import zlib
+from typing import IO, Iterator, Sequence
+
+import numpy as np
+
+from schemas import INT, Schema
+from transforms.codec import BrokenFraming, masked_crc32c, scan_frames
+
+BLOCK_SIZE = 1 << 20
+DECODE_BATCH = 256
+_FRAME_HEADER = 12
+_MAX_VARINT = 10
+_TAG_LEN1 = 0x0A
+_TAG_LEN2 = 0x12
+_LIST_TAGS = {0x1A: INT, 0x12: "float"}  # Feature.int64_list = 3, Feature.float_list = 2
+
+
+class CorruptShard(ValueError):
+    """A shard that cannot be read as written: names the file and the record."""
+
+    def __init__(self, path: str, record: int, problem: str):
+        super().__init__(f"{path}: record {record}: {problem}")
+        self.path, self.record, self.problem = path, record, problem
+
+
+def open_binary(path: str) -> IO[bytes]:
+    """A local file or an fsspec URL, opened for streaming reads (seekable)."""
+    if "://" in path:
+        import fsspec
+
+        return fsspec.open(path, "rb").open()
+    return open(path, "rb")
+
+
+def _open_tfrecord(path: str, compression: str | None) -> IO[bytes]:
+    raw = open_binary(path)
+    return gzip.GzipFile(fileobj=raw, mode="rb") if compression == "gzip" else raw
+
+
+def _read_exactly(f: IO[bytes], size: int) -> bytes:
+    data = f.read(size)
+    while len(data) < size:
+        more = f.read(size - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def skip_records(f: IO[bytes], count: int, path: str) -> None:
+    """Move `f` past `count` records by their frame headers: each length's CRC is checked, the data is not read.
+
+    Only the last byte of each frame is read, to see that the frame is whole.
+    """
+    for index in range(count):
+        header = _read_exactly(f, _FRAME_HEADER)
+        if len(header) < _FRAME_HEADER:
+            raise CorruptShard(path, index, f"the shard ends before record {count} (cut short?)")
+        (length,) = struct.unpack_from("<Q", header)
+        (length_crc,) = struct.unpack_from("<I", header, 8)
+        if masked_crc32c(header[:8]) != length_crc:
+            raise CorruptShard(path, index, "the record's length fails its CRC")
+        f.seek(length + 3, 1)
+        if not f.read(1):
+            raise CorruptShard(path, index, "the shard ends inside this record (cut short?)")
+
+
+def iter_records(path: str, compression: str | None = None, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
+    """The records `start` to `stop` (shard-relative) of a TFRecord shard, each checked against its CRC.
+
+    Raises `CorruptShard` at a record whose length or data fails its CRC, or
+    when the shard ends inside a record or before `stop`.
+    """
+    index = start
+    try:
+        with _open_tfrecord(path, compression) as f:
+            skip_records(f, start, path)
+            buffer = bytearray()
+            while stop is None or index < stop:
+                block = f.read(BLOCK_SIZE)
+                if not block:
+                    break
+                buffer += block
+                end = 0
+                for end, record, intact in scan_frames(buffer):
+                    if not intact:
+                        raise CorruptShard(path, index, "the record's data fails its CRC")
+                    yield bytes(record)
+                    index += 1
+                    if index == stop:
+                        return
+                del buffer[:end]
+            if buffer:
+                raise CorruptShard(path, index, f"the shard ends inside this record ({len(buffer)} bytes of it; cut short?)")
+            if stop is not None and index < stop:
+                raise CorruptShard(path, index, f"the shard ends before record {stop} (cut short?)")
+    except BrokenFraming:
+        raise CorruptShard(path, index, "the record's length fails its CRC") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise CorruptShard(path, index, f"the gzip stream is broken: {e}") from None
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _expect(data: bytes, pos: int, tag: int) -> tuple[int, int]:
+    """The length of the length-delimited field `tag` at `pos`, and where its contents start."""
+    if data[pos] != tag:
+        raise ValueError(f"expected tag {tag:#x} at byte {pos}, found {data[pos]:#x}")
+    return _varint(data, pos + 1)
+
+
+def _feature_payloads(record: bytes) -> dict[str, tuple[int, int, str]]:
+    """Each feature of a serialized `tf.train.Example`: (start, end) of its packed values in `record`, and its dtype."""
+    size, pos = _expect(record, 0, _TAG_LEN1)  # Example.features
+    if pos + size != len(record):
+        raise ValueError("the message is not one Example.features field")
+    found = {}
+    while pos < len(record):
+        entry_size, pos = _expect(record, pos, _TAG_LEN1)  # Features.feature map entry
+        entry_end = pos + entry_size
+        key_size, pos = _expect(record, pos, _TAG_LEN1)
+        name = record[pos : pos + key_size].decode("utf-8")
+        _, pos = _expect(record, pos + key_size, _TAG_LEN2)  # the Feature
+        tag = record[pos]
+        if tag not in _LIST_TAGS:
+            raise ValueError(f"feature {name!r} is not an int64_list or float_list (tag {tag:#x})")
+        list_size, pos = _varint(record, pos + 1)
+        if list_size:
+            values_size, pos = _expect(record, pos, _TAG_LEN1)  # packed `value`
+        else:
+            values_size = 0
+        if pos + values_size != entry_end:
+            raise ValueError(f"feature {name!r} is not one packed list")
+        found[name] = (pos, pos + values_size, _LIST_TAGS[tag])
+        pos = entry_end
+    return found
+
+
+def decode_varints(data: np.ndarray) -> np.ndarray:
+    """The unsigned values of concatenated varints (uint8 array ending with a varint's last byte) as uint64."""
+    if data.size == 0 or data.max() < 0x80:
+        return data.astype(np.uint64)
+    last = data < 0x80
+    ends = np.flatnonzero(last)
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    varint_of_byte = np.cumsum(last) - last
+    place = np.arange(data.size) - starts[varint_of_byte]
+    if place.max() >= _MAX_VARINT:
+        raise ValueError("a varint longer than 10 bytes")
+    parts = (data & 0x7F).astype(np.uint64) << (7 * place).astype(np.uint64)
+    return np.bitwise_or.reduceat(parts, starts)
+
+
+def decode_examples(records: Sequence[bytes], schema: Schema, path: str = "<records>", first: int = 0) -> dict[str, np.ndarray]:
+    """A batch of serialized `tf.train.Example`s as `{feature: [n, length]}` in the schema's numpy dtypes.
+
+    `path` and `first` (the shard-relative index of `records[0]`) name a
+    record that does not hold the schema's features with their lengths.
+    """
+    n = len(records)
+    spans = {f.name: np.empty((n, 2), dtype=np.int64) for f in schema.features}
+    pieces: dict[str, list] = {f.name: [] for f in schema.features}
+    for i, record in enumerate(records):
+        try:
+            payloads = _feature_payloads(record)
+        except (ValueError, IndexError, UnicodeDecodeError) as e:
+            raise CorruptShard(path, first + i, f"not a tf.train.Example ({e})") from None
+        view = memoryview(record)
+        for f in schema.features:
+            if f.name not in payloads:
+                raise CorruptShard(path, first + i, f"no feature {f.name!r}; it has {sorted(payloads)}")
+            start, end, dtype = payloads[f.name]
+            if dtype != f.dtype:
+                raise CorruptShard(path, first + i, f"feature {f.name!r} holds {dtype} values, the manifest says {f.dtype}")
+            spans[f.name][i] = (start, end)
+            pieces[f.name].append(view[start:end])
+    out = {}
+    for f in schema.features:
+        data = np.frombuffer(b"".join(pieces[f.name]), dtype=np.uint8)
+        sizes = spans[f.name][:, 1] - spans[f.name][:, 0]
+        if f.dtype == INT:
+            out[f.name] = _decode_int_rows(data, sizes, f.length, f.name, path, first)
+        else:
+            wrong = np.flatnonzero(sizes != 4 * f.length)
+            if wrong.size:
+                raise CorruptShard(path, first + int(wrong[0]), f"feature {f.name!r} holds {sizes[wrong[0]] // 4} floats, not {f.length}")
+            out[f.name] = data.view("<f4").reshape(n, f.length).astype(np.float32, copy=False)
+    return out
+
+
+def _decode_int_rows(data: np.ndarray, sizes: np.ndarray, length: int, name: str, path: str, first: int) -> np.ndarray:
+    """Rows of `length` varints each, the rows' payloads concatenated (`sizes` bytes each)."""
+    row_ends = np.cumsum(sizes)
+    last = data < 0x80
+    if sizes.size and ((sizes == 0) | ~last[np.maximum(row_ends - 1, 0)]).any():
+        bad = int(np.flatnonzero((sizes == 0) | ~last[np.maximum(row_ends - 1, 0)])[0])
+        raise CorruptShard(path, first + bad, f"feature {name!r} does not end with a whole varint")
+    counts = np.diff(np.concatenate([[0], np.cumsum(last)[row_ends - 1]])) if sizes.size else sizes
+    wrong = np.flatnonzero(counts != length)
+    if wrong.size:
+        raise CorruptShard(path, first + int(wrong[0]), f"feature {name!r} holds {counts[wrong[0]]} values, not {length}")
+    try:
+        values = decode_varints(data)
+    except ValueError as e:
+        raise CorruptShard(path, first, f"feature {name!r}: {e}") from None
+    return values.view(np.int64).astype(np.int32).reshape(sizes.size, length)
+
+
+def read_tfrecord(
+    path: str, schema: Schema, compression: str | None = None, start: int = 0, stop: int | None = None, batch_size: int = DECODE_BATCH
+) -> Iterator[dict[str, np.ndarray]]:
+    """Records `start` to `stop` of a TFRecord shard, decoded in batches of up to `batch_size`."""
+    batch: list[bytes] = []
+    first = start
+    for record in iter_records(path, compression, start, stop):
+        batch.append(record)
+        if len(batch) == batch_size:
+            yield decode_examples(batch, schema, path, first)
+            first += len(batch)
+            batch = []
+    if batch:
+        yield decode_examples(batch, schema, path, first)
+
+
+def read_parquet(path: str, schema: Schema, start: int = 0, stop: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """Rows `start` to `stop` of a Parquet shard, one batch per row group it touches (the groups before are skipped unread)."""
+    import pyarrow.parquet as pq
+
+    with open_binary(path) as raw:
+        shard = pq.ParquetFile(raw)
+        group_ends = np.cumsum([shard.metadata.row_group(g).num_rows for g in range(shard.num_row_groups)])
+        total = int(group_ends[-1]) if group_ends.size else 0
+        stop = total if stop is None else stop
+        if stop > total:
+            raise CorruptShard(path, total, f"the shard holds {total} rows, not {stop}")
+        group_starts = group_ends - (np.diff(np.concatenate([[0], group_ends])))
+        for g in range(int(np.searchsorted(group_ends, start, side="right")), shard.num_row_groups):
+            if group_starts[g] >= stop:
+                break
+            rows = row_group_arrays(shard, g, schema, path)
+            lo, hi = max(start - int(group_starts[g]), 0), min(stop, int(group_ends[g])) - int(group_starts[g])
+            yield {name: a[lo:hi] for name, a in rows.items()}
+
+
+def row_group_arrays(shard, group: int, schema: Schema, path: str) -> dict[str, np.ndarray]:
+    """One row group of an open `pyarrow.parquet.ParquetFile` as `{feature: [rows, length]}`."""
+    table = shard.read_row_group(group, columns=schema.names)
+    out = {}
+    for f in schema.features:
+        column = table.column(f.name).combine_chunks()
+        values = column.flatten().to_numpy(zero_copy_only=False)
+        if values.size != len(column) * f.length:
+            raise CorruptShard(path, 0, f"row group {group}: column {f.name!r} is not {f.length} values a row")
+        out[f.name] = values.astype(f.numpy_dtype, copy=False).reshape(len(column), f.length)
+    return out
