@@ -180,27 +180,28 @@ def decode_varints(data: np.ndarray) -> np.ndarray:
     return np.bitwise_or.reduceat(parts, starts)
 
 
-def decode_examples(records: Sequence[bytes], schema: Schema, path: str = "<records>", first: int = 0) -> dict[str, np.ndarray]:
+def decode_examples(records: Sequence[bytes], schema: Schema, path: str = "<records>", indices: Sequence[int] | None = None) -> dict[str, np.ndarray]:
     """A batch of serialized `tf.train.Example`s as `{feature: [n, length]}` in the schema's numpy dtypes.
 
-    `path` and `first` (the shard-relative index of `records[0]`) name a
+    `path` and `indices` (the shard-relative index of each record) name a
     record that does not hold the schema's features with their lengths.
     """
     n = len(records)
+    indices = range(n) if indices is None else indices
     spans = {f.name: np.empty((n, 2), dtype=np.int64) for f in schema.features}
     pieces: dict[str, list] = {f.name: [] for f in schema.features}
     for i, record in enumerate(records):
         try:
             payloads = _feature_payloads(record)
         except (ValueError, IndexError, UnicodeDecodeError) as e:
-            raise CorruptShard(path, first + i, f"not a tf.train.Example ({e})") from None
+            raise CorruptShard(path, indices[i], f"not a tf.train.Example ({e})") from None
         view = memoryview(record)
         for f in schema.features:
             if f.name not in payloads:
-                raise CorruptShard(path, first + i, f"no feature {f.name!r}; it has {sorted(payloads)}")
+                raise CorruptShard(path, indices[i], f"no feature {f.name!r}; it has {sorted(payloads)}")
             start, end, dtype = payloads[f.name]
             if dtype != f.dtype:
-                raise CorruptShard(path, first + i, f"feature {f.name!r} holds {dtype} values, the manifest says {f.dtype}")
+                raise CorruptShard(path, indices[i], f"feature {f.name!r} holds {dtype} values, the manifest says {f.dtype}")
             spans[f.name][i] = (start, end)
             pieces[f.name].append(view[start:end])
     out = {}
@@ -208,47 +209,59 @@ def decode_examples(records: Sequence[bytes], schema: Schema, path: str = "<reco
         data = np.frombuffer(b"".join(pieces[f.name]), dtype=np.uint8)
         sizes = spans[f.name][:, 1] - spans[f.name][:, 0]
         if f.dtype == INT:
-            out[f.name] = _decode_int_rows(data, sizes, f.length, f.name, path, first)
+            out[f.name] = _decode_int_rows(data, sizes, f.length, f.name, path, indices)
         else:
             wrong = np.flatnonzero(sizes != 4 * f.length)
             if wrong.size:
-                raise CorruptShard(path, first + int(wrong[0]), f"feature {f.name!r} holds {sizes[wrong[0]] // 4} floats, not {f.length}")
+                raise CorruptShard(path, indices[int(wrong[0])], f"feature {f.name!r} holds {sizes[wrong[0]] // 4} floats, not {f.length}")
             out[f.name] = data.view("<f4").reshape(n, f.length).astype(np.float32, copy=False)
     return out
 
 
-def _decode_int_rows(data: np.ndarray, sizes: np.ndarray, length: int, name: str, path: str, first: int) -> np.ndarray:
+def _decode_int_rows(data: np.ndarray, sizes: np.ndarray, length: int, name: str, path: str, indices: Sequence[int]) -> np.ndarray:
     """Rows of `length` varints each, the rows' payloads concatenated (`sizes` bytes each)."""
     row_ends = np.cumsum(sizes)
     last = data < 0x80
     if sizes.size and ((sizes == 0) | ~last[np.maximum(row_ends - 1, 0)]).any():
         bad = int(np.flatnonzero((sizes == 0) | ~last[np.maximum(row_ends - 1, 0)])[0])
-        raise CorruptShard(path, first + bad, f"feature {name!r} does not end with a whole varint")
+        raise CorruptShard(path, indices[bad], f"feature {name!r} does not end with a whole varint")
     counts = np.diff(np.concatenate([[0], np.cumsum(last)[row_ends - 1]])) if sizes.size else sizes
     wrong = np.flatnonzero(counts != length)
     if wrong.size:
-        raise CorruptShard(path, first + int(wrong[0]), f"feature {name!r} holds {counts[wrong[0]]} values, not {length}")
+        raise CorruptShard(path, indices[int(wrong[0])], f"feature {name!r} holds {counts[wrong[0]]} values, not {length}")
     try:
         values = decode_varints(data)
     except ValueError as e:
-        raise CorruptShard(path, first, f"feature {name!r}: {e}") from None
+        raise CorruptShard(path, indices[0], f"feature {name!r}: {e}") from None
     return values.view(np.int64).astype(np.int32).reshape(sizes.size, length)
 
 
 def read_tfrecord(
-    path: str, schema: Schema, compression: str | None = None, start: int = 0, stop: int | None = None, batch_size: int = DECODE_BATCH
+    path: str,
+    schema: Schema,
+    compression: str | None = None,
+    start: int = 0,
+    stop: int | None = None,
+    batch_size: int = DECODE_BATCH,
+    keep: np.ndarray | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Records `start` to `stop` of a TFRecord shard, decoded in batches of up to `batch_size`."""
+    """Records `start` to `stop` of a TFRecord shard, decoded in batches of up to `batch_size`.
+
+    With `keep` (a bool per record of [start, stop)), only the kept records
+    are decoded; the others are still checked against their CRCs.
+    """
     batch: list[bytes] = []
-    first = start
-    for record in iter_records(path, compression, start, stop):
+    indices: list[int] = []
+    for index, record in enumerate(iter_records(path, compression, start, stop), start):
+        if keep is not None and not keep[index - start]:
+            continue
         batch.append(record)
+        indices.append(index)
         if len(batch) == batch_size:
-            yield decode_examples(batch, schema, path, first)
-            first += len(batch)
-            batch = []
+            yield decode_examples(batch, schema, path, indices)
+            batch, indices = [], []
     if batch:
-        yield decode_examples(batch, schema, path, first)
+        yield decode_examples(batch, schema, path, indices)
 
 
 def read_parquet(path: str, schema: Schema, start: int = 0, stop: int | None = None) -> Iterator[dict[str, np.ndarray]]:

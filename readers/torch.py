@@ -1,51 +1,339 @@
-"""PyTorch input through `readers.records` (no TensorFlow, no `tfrecord` package).
+"""PyTorch datasets over a version's shards: DDP-aware, resumable, reshuffled per epoch.
 
-`TokenmillDataset` is an `IterableDataset` of dicts of numpy arrays with the
-manifest's fixed lengths; with several DataLoader workers each reads its own
-subset of the shards.
+`TokenmillDataset` (iterable, TFRecord or Parquet) splits a split between
+ranks and DataLoader workers with `readers.partition` (every rank yields
+`len(dataset)` examples an epoch), orders it by (seed, epoch) after
+`set_epoch`, and saves and restores its position through
+`state_dict`/`load_state_dict`, which `torchdata`'s `StatefulDataLoader`
+calls in each worker. `TokenmillMapDataset` gives random access to the
+Parquet shards for any sampler. Examples are dicts of numpy arrays with the
+manifest's lengths: int64 for ids, labels, positions and masks, float32 for
+weights, so the default collate makes `torch.long` and `torch.float32`
+tensors that Hugging Face models take as they are.
+
+Reading needs neither TensorFlow nor protobuf (`readers.records`), so the
+process may import TensorFlow too.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+import collections
+from typing import Any, Iterator
 
 import numpy as np
 
 from readers.manifest import Corpus
-from readers.records import read_tfrecord
+from readers.partition import DYNAMIC_MASKING, WINDOW_ORDER, Range, examples_per_rank, plan, rng_for
+from readers.records import read_parquet, read_tfrecord, row_group_arrays
+from schemas import INT, Schema
 
 try:
-    from torch.utils.data import IterableDataset
-except ImportError:  # readable without torch: the iterator works on its own
-    IterableDataset = object
+    from torch.utils.data import Dataset, IterableDataset
+except ImportError:  # readable without torch: the iterators work on their own
+    Dataset = IterableDataset = object
+
+DEFAULT_WINDOW = 4096
+MASKED_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
 
 
-def iter_tfrecord_examples(corpus: Corpus, files: list[str]) -> Iterator[dict[str, np.ndarray]]:
-    """Examples of the given shard files, typed and shaped by the schema."""
-    compression = "gzip" if corpus.tfrecord_compression else None
-    for path in files:
-        for batch in read_tfrecord(path, corpus.schema, compression):
-            for i in range(len(next(iter(batch.values())))):
-                yield {name: values[i] for name, values in batch.items()}
+def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """(rank, world size): the arguments when given, else torch.distributed's when initialised, else (0, 1)."""
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return (dist.get_rank() if rank is None else rank), (dist.get_world_size() if world_size is None else world_size)
+    except ImportError:
+        pass
+    if rank is not None or world_size is not None:
+        raise ValueError("give both rank and world_size, or neither (then torch.distributed's are used)")
+    return 0, 1
+
+
+def _loader_worker() -> tuple[int, int]:
+    """(this DataLoader worker, number of workers); (0, 1) outside a worker."""
+    try:
+        from torch.utils.data import get_worker_info
+    except ImportError:
+        return 0, 1
+    info = get_worker_info()
+    return (0, 1) if info is None else (info.id, info.num_workers)
+
+
+def trainer_dtypes(example: dict[str, np.ndarray], schema: Schema) -> dict[str, np.ndarray]:
+    """int features as int64 (what embeddings, losses and position ids take), float features as float32."""
+    return {name: value.astype(np.int64) if schema[name].dtype == INT else value for name, value in example.items()}
+
+
+class DynamicMasking:
+    """BERT masking at load time for corpora built with `--masking none`, with the manifest's vocab and parameters.
+
+    Each example's masks come from a generator seeded by (seed, epoch, the
+    example's index in the split): fresh every epoch, the same after a resume.
+    """
+
+    def __init__(self, corpus: Corpus):
+        from transforms.vocab import Vocab
+
+        params = corpus.manifest["objective"]["params"]
+        if params.get("masking") != "none":
+            raise ValueError(
+                f"dynamic_masking needs a BERT corpus built with --masking none; this one is {corpus.manifest['objective']['name']} "
+                f"with masking {params.get('masking')!r} (pass dynamic_masking=False)"
+            )
+        self.vocab = Vocab.from_manifest(corpus.manifest["tokenizer"])
+        self.masked_lm_prob = float(params["masked_lm_prob"])
+        self.max_predictions = int(params["max_predictions"])
+        self.whole_word_mask = bool(params["whole_word_mask"])
+
+    def __call__(self, example: dict[str, np.ndarray], seed: int, epoch: int, split_index: int) -> dict[str, np.ndarray]:
+        from transforms.objectives.bert import mask_tokens
+
+        masked = mask_tokens(
+            example["input_ids"][None],
+            example["input_mask"][None],
+            rng_for(seed, epoch, DYNAMIC_MASKING, split_index),
+            self.vocab,
+            self.masked_lm_prob,
+            self.max_predictions,
+            self.whole_word_mask,
+        )
+        return {**example, **{name: value[0] for name, value in masked.items()}}
 
 
 class TokenmillDataset(IterableDataset):
-    def __init__(self, path: str, split: str = "train"):
+    """One split of a version for a data-parallel trainer; examples are dicts of numpy arrays.
+
+    - rank/world_size: torch.distributed's when it is initialised (build the
+      dataset after `init_process_group`), else 0 and 1, unless given.
+    - drop_remainder: each rank yields N // world_size examples an epoch (the
+      last N mod world_size of the epoch's order are not read); False pads to
+      ceil(N / world_size) by repeating the first examples.
+    - shuffle: each epoch (`set_epoch`) permutes the shards with (seed, epoch)
+      and the examples inside consecutive windows of `window` examples per
+      worker, which holds `window` decoded examples in memory (window ×
+      the row's bytes in int32, e.g. 4096 × 12 KiB = 48 MiB for clm rows
+      of 1024). Without it, epoch 0 reads the shards in stored order (they
+      are already a global shuffle of the corpus).
+    - dynamic_masking: BERT masks drawn at load time (default: when the
+      corpus was built with `--masking none`).
+    - fmt: "tfrecord" or "parquet"; both hold the same examples in the same order.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        split: str = "train",
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        window: int = DEFAULT_WINDOW,
+        rank: int | None = None,
+        world_size: int | None = None,
+        drop_remainder: bool = True,
+        dynamic_masking: bool | None = None,
+        fmt: str = "tfrecord",
+    ):
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
         self.corpus = Corpus(path)
-        self.files = self.corpus.files(split, "tfrecord")
-        self.split = split
+        self.split, self.fmt = split, fmt
+        self.shards = self.corpus.shards(split, fmt)
+        self.files = [s.path for s in self.shards]
+        self.shuffle, self.seed, self.window, self.drop_remainder = shuffle, seed, window, drop_remainder
+        self.rank, self.world_size = _distributed(rank, world_size)
+        if dynamic_masking is None:
+            dynamic_masking = self.corpus.manifest["objective"]["params"].get("masking") == "none"
+        self.masking = DynamicMasking(self.corpus) if dynamic_masking else None
+        self.epoch = 0
+        self._worker = (0, 1)
+        self._yielded = 0
+        self._resume_at: int | None = None
 
     def __len__(self) -> int:
-        return self.corpus.num_examples(self.split)
+        """Examples this rank yields in an epoch (the same on every rank)."""
+        return examples_per_rank(sum(s.examples for s in self.shards), self.world_size, self.drop_remainder)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose order the next iteration yields (a saved position in another epoch is dropped)."""
+        if epoch != self.epoch:
+            self._resume_at = None
+        self.epoch = epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where this worker is: its epoch and how many examples of it it has yielded, with what fixes the order."""
+        worker, num_workers = self._worker
+        return {
+            "epoch": self.epoch,
+            "yielded": self._yielded,
+            "seed": self.seed,
+            "shuffle": self.shuffle,
+            "window": self.window,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "worker": worker,
+            "num_workers": num_workers,
+            "drop_remainder": self.drop_remainder,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a saved position: the next iteration yields what the saved one had not yet yielded."""
+        worker, num_workers = _loader_worker()
+        now = {"seed": self.seed, "shuffle": self.shuffle, "window": self.window, "rank": self.rank, "world_size": self.world_size}
+        now.update(worker=worker, num_workers=num_workers, drop_remainder=self.drop_remainder)
+        changed = {key: (state[key], value) for key, value in now.items() if state[key] != value}
+        if changed:
+            raise ValueError(f"the saved reader state is for another setup (saved, now): {changed}; resume with the same settings")
+        self.epoch = state["epoch"]
+        self._resume_at = state["yielded"]
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-        files = self.files
-        try:
-            from torch.utils.data import get_worker_info
+        self._worker = worker, num_workers = _loader_worker()
+        ranges = plan(
+            [s.examples for s in self.shards],
+            self.world_size,
+            self.rank,
+            num_workers,
+            worker,
+            self.seed,
+            self.epoch,
+            self.shuffle,
+            self.drop_remainder,
+        )
+        start = self._resume_at or 0
+        self._resume_at = None
+        self._yielded = start
+        return self._examples(ranges, start, worker)
 
-            info = get_worker_info()
-        except ImportError:
-            info = None
-        if info is not None:
-            files = files[info.id :: info.num_workers]
-        return iter_tfrecord_examples(self.corpus, files)
+    def _examples(self, ranges: list[Range], start: int, worker: int) -> Iterator[dict[str, np.ndarray]]:
+        total = sum(r.size for r in ranges)
+        if not self.shuffle:
+            for batch, indices in self._read(ranges, start, total):
+                yield from self._rows(batch, indices, range(len(indices)))
+            return
+        for block_start in range(start - start % self.window, total, self.window):
+            block_stop = min(block_start + self.window, total)
+            order = rng_for(self.seed, self.epoch, WINDOW_ORDER, self.rank, worker, block_start // self.window).permutation(
+                block_stop - block_start
+            )
+            wanted = order[max(start - block_start, 0) :]
+            keep = np.zeros(block_stop - block_start, dtype=bool)
+            keep[wanted] = True
+            batches = list(self._read(ranges, block_start, block_stop, keep))
+            batch = {name: np.concatenate([b[name] for b, _ in batches]) for name in self.corpus.schema.names}
+            indices = np.concatenate([i for _, i in batches])
+            yield from self._rows(batch, indices, np.searchsorted(np.flatnonzero(keep), wanted))
+
+    def _rows(self, batch: dict[str, np.ndarray], indices: np.ndarray, rows) -> Iterator[dict[str, np.ndarray]]:
+        for row in rows:
+            example = trainer_dtypes({name: values[row] for name, values in batch.items()}, self.corpus.schema)
+            if self.masking is not None:
+                example = self.masking(example, self.seed, self.epoch, int(indices[row]))
+            self._yielded += 1
+            yield example
+
+    def _read(self, ranges: list[Range], start: int, stop: int, keep: np.ndarray | None = None) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+        """Decoded batches of this worker's positions [start, stop) and the split index of each row.
+
+        With `keep` (a bool per position), only those rows are decoded.
+        """
+        compression = "gzip" if self.corpus.tfrecord_compression else None
+        offset = 0
+        for r in ranges:
+            lo, hi = max(start - offset, 0), min(stop - offset, r.size)
+            if lo < hi:
+                part = None if keep is None else keep[offset + lo - start : offset + hi - start]
+                if part is not None and not part.any():
+                    offset += r.size
+                    continue
+                path = self.shards[r.shard].path
+                if self.fmt == "tfrecord":
+                    batches = read_tfrecord(path, self.corpus.schema, compression, r.start + lo, r.start + hi, keep=part)
+                    kept = np.arange(r.first_index + lo, r.first_index + hi)
+                    kept = kept if part is None else kept[part]
+                    done = 0
+                    for batch in batches:
+                        n = len(next(iter(batch.values())))
+                        yield batch, kept[done : done + n]
+                        done += n
+                else:
+                    done = lo
+                    for batch in read_parquet(path, self.corpus.schema, r.start + lo, r.start + hi):
+                        n = len(next(iter(batch.values())))
+                        indices = np.arange(r.first_index + done, r.first_index + done + n)
+                        if part is not None:
+                            mask = part[done - lo : done - lo + n]
+                            batch, indices = {k: v[mask] for k, v in batch.items()}, indices[mask]
+                        yield batch, indices
+                        done += n
+            offset += r.size
+            if offset >= stop:
+                return
+
+
+class TokenmillMapDataset(Dataset):
+    """The Parquet shards of a split with random access: `ds[i]` is the i-th example of the split (shard order).
+
+    Works with `DistributedSampler` and any sampler. The last
+    `cached_row_groups` decoded row groups are kept (per worker process), so
+    sequential and nearby accesses decode each row group once.
+    """
+
+    def __init__(self, path: str, split: str = "train", cached_row_groups: int = 8):
+        self.corpus = Corpus(path)
+        self.shards = self.corpus.shards(split, "parquet")
+        self.cached_row_groups = cached_row_groups
+        self._ends = np.cumsum([s.examples for s in self.shards])
+        self._open: dict[int, Any] = {}
+        self._cache: collections.OrderedDict = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        return int(self._ends[-1]) if self._ends.size else 0
+
+    def __getstate__(self):
+        return {**self.__dict__, "_open": {}, "_cache": collections.OrderedDict()}  # file handles stay in their process
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"example {index} of a split of {len(self)}")
+        index %= len(self)
+        shard = int(np.searchsorted(self._ends, index, side="right"))
+        row = index - (int(self._ends[shard - 1]) if shard else 0)
+        parquet, group_ends = self._shard(shard)
+        group = int(np.searchsorted(group_ends, row, side="right"))
+        arrays = self._row_group(shard, group, parquet)
+        offset = row - (int(group_ends[group - 1]) if group else 0)
+        return trainer_dtypes({name: values[offset] for name, values in arrays.items()}, self.corpus.schema)
+
+    def _shard(self, shard: int):
+        if shard not in self._open:
+            import pyarrow.parquet as pq
+
+            from readers.records import open_binary
+
+            parquet = pq.ParquetFile(open_binary(self.shards[shard].path))
+            self._open[shard] = parquet, np.cumsum([parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)])
+        return self._open[shard]
+
+    def _row_group(self, shard: int, group: int, parquet) -> dict[str, np.ndarray]:
+        key = (shard, group)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+        else:
+            self._cache[key] = row_group_arrays(parquet, group, self.corpus.schema, self.shards[shard].path)
+            if len(self._cache) > self.cached_row_groups:
+                self._cache.popitem(last=False)
+        return self._cache[key]
+
+
+def bert_mlm_labels(masked_lm_positions, masked_lm_ids, masked_lm_weights, length: int):
+    """BERT's sparse predictions as Hugging Face `labels` [B, length]: the original id at each masked position, -100 elsewhere."""
+    import torch
+
+    labels = torch.full((masked_lm_positions.shape[0], length), -100, dtype=torch.long, device=masked_lm_positions.device)
+    real = masked_lm_weights > 0
+    rows = torch.arange(masked_lm_positions.shape[0], device=masked_lm_positions.device)[:, None].expand_as(masked_lm_positions)
+    labels[rows[real], masked_lm_positions[real]] = masked_lm_ids[real]
+    return labels

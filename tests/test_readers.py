@@ -1,4 +1,4 @@
-"""Trainer-side readers driven by the manifest: tf.data, PyTorch (tfrecord package), Hugging Face datasets."""
+"""Trainer-side readers driven by the manifest: tf.data, PyTorch (its own TFRecord decoder), Hugging Face datasets."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_torch_dataloader_with_workers_reads_every_example_once(corpus):
         "loader = torch.utils.data.DataLoader(ds, batch_size=16, num_workers=2)\n"
         "batches = list(loader)\n"
         "ids = torch.cat([b['input_ids'] for b in batches])\n"
-        "assert ids.dtype == torch.int32 and ids.shape[1] == 128, ids.shape\n"
+        "assert ids.dtype == torch.long and ids.shape[1] == 128, ids.shape\n"
         "print(ids.shape[0], len(set(map(bytes, ids.numpy()))))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
