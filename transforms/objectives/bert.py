@@ -28,8 +28,8 @@ Choices where SPEC and BERT leave room:
 - A bucket with a single document has no other document to draw a random next
   from: the true continuation is used and `nsp_no_other_document` counts it.
 - `truncate_seq_pair` is computed in closed form: the longer side loses a token
-  (A on a tie, as BERT) until the pair fits, and each lost token comes from the
-  front or the back with probability 1/2.
+  (B on a tie, as BERT's master) until the pair fits, and each lost token comes
+  from the front or the back with probability 1/2.
 - Whole words: a word starts at a piece with `Vocab.starts_word` or right after
   `[CLS]`/`[SEP]`; `[CLS]`/`[SEP]` are never part of a word.
 - `dupe_factor` k: instances are built once and masked k times, copy c with its
@@ -336,15 +336,16 @@ def truncated_pair_lengths(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Tokens `truncate_seq_pair` removes from A and from B, without its token-by-token loop.
 
-    The longer side loses tokens until both are equal (A counts as longer on
-    a tie), then they lose one each in turn, A first.
+    As BERT (master), a token goes from A only when A is strictly longer, else
+    from B: the longer side loses tokens until both are equal, then they lose
+    one each in turn, B first.
     """
     excess = np.maximum(length_a + length_b - max_tokens, 0)
-    a_longer = length_a >= length_b
+    a_longer = length_a > length_b
     evening = np.minimum(excess, np.abs(length_a - length_b))
     alternating = excess - evening
-    cut_a = np.where(a_longer, evening, 0) + (alternating + 1) // 2
-    cut_b = np.where(a_longer, 0, evening) + alternating // 2
+    cut_a = np.where(a_longer, evening, 0) + alternating // 2
+    cut_b = np.where(a_longer, 0, evening) + (alternating + 1) // 2
     return cut_a, cut_b
 
 
