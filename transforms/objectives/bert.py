@@ -80,7 +80,7 @@ def mask_tokens(
 
     Returns the masked `input_ids` [N, L] and `masked_lm_positions`,
     `masked_lm_ids`, `masked_lm_weights` [N, max_predictions] (positions
-    ascending, padded with 0 and weight 0.0). `input_mask` is 1 on the real
+    ascending; positions and ids padded with `vocab.pad`, weights with 0.0). `input_mask` is 1 on the real
     tokens, which come first in each row (BERT's layout). Candidates are the
     real tokens other than [CLS]/[SEP]; each chosen one becomes [MASK] (80%),
     a random ordinary id (10%) or stays (10%).
@@ -125,8 +125,8 @@ def mask_tokens(
     masked[np.nonzero(predicted)[0], positions[predicted]] = replacement[predicted]
     return {
         "input_ids": masked,
-        "masked_lm_positions": positions,
-        "masked_lm_ids": np.where(predicted, original, 0).astype(np.int32),
+        "masked_lm_positions": np.where(predicted, positions, vocab.pad).astype(np.int32),
+        "masked_lm_ids": np.where(predicted, original, vocab.pad).astype(np.int32),
         "masked_lm_weights": predicted.astype(np.float32),
     }
 
