@@ -22,9 +22,12 @@ Choices where SPEC and BERT leave room:
   them. A lone last sentence (left over at a document's end) reaches back to
   the sentence before it for a true next pair, so that sentence appears in two
   pairs; with a random next it is A on its own. A one-sentence document has no
-  true next: `mlm_nsp` makes it a random-next pair with probability 0.5 and
-  skips it otherwise, `mlm_sop` skips it; both count it. BERT instead forces a
-  random next for every one-sentence chunk, which tilts the labels.
+  true next, so it makes no pair of its own (`single_sentence_documents_skipped`
+  counts it; it can still be drawn as another document's random next): a
+  random-next pair made from it on heads would have no label-0 pair on tails,
+  and free text with many one-line documents drifted to 60% label 1. BERT
+  instead forces a random next for every one-sentence chunk, which tilts the
+  labels the same way.
 - A bucket with a single document has no other document to draw a random next
   from: the true continuation is used and `nsp_no_other_document` counts it.
 - `truncate_seq_pair` is computed in closed form: the longer side loses a token
@@ -374,6 +377,9 @@ def sentence_pairs(
     for d in range(num_docs):
         first, stop = doc_offsets[d], doc_offsets[d + 1]
         last, target = stop - 1, target_list[d]
+        if last == first:
+            skipped += 1
+            continue
         start = first
         while start <= last:
             label, split = coins[chunk], splits[chunk]
@@ -385,10 +391,8 @@ def sentence_pairs(
             if start == last:
                 if random_next:
                     pairs.append((last, stop, stop, True, d))
-                elif last > first:
-                    pairs.append((last - 1, last, stop, label, d))
                 else:
-                    skipped += 1
+                    pairs.append((last - 1, last, stop, label, d))
                 break
             end = bisect.bisect_left(offsets, offsets[start] + target, start + 2, stop)
             split_at = start + 1 + int(split * (end - start - 1))
