@@ -99,7 +99,7 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
     obj.add_argument("--max-predictions", type=_positive_int, help="BERT: masked positions per sequence. Default: seq_len x masked_lm_prob (76 for 512).")
     obj.add_argument("--masked-lm-prob", type=_probability, help="BERT: share of tokens to mask. Default: 0.15.")
     obj.add_argument("--short-seq-prob", type=_probability, help="BERT: probability of a shorter target length. Default: 0.1.")
-    obj.add_argument("--dupe-factor", type=_positive_int, help="BERT: differently masked copies of each instance. Default: 1.")
+    obj.add_argument("--dupe-factor", type=_positive_int, help="BERT: copies of the data, each with its own instances and masks (as BERT's dupe_factor). Default: 1.")
     obj.add_argument("--whole-word-mask", action="store_true", default=None, help="BERT: mask whole SentencePiece words.")
     obj.add_argument("--masking", choices=("static", "none"), help="BERT: static writes masked features; none writes unmasked sequences for on-the-fly masking. Default: static.")
     obj.add_argument("--inputs-length", type=_positive_int, help="T5 objectives: length of `inputs`. Default: 512.")

@@ -35,9 +35,14 @@ Choices where SPEC and BERT leave room:
   from the front or the back with probability 1/2.
 - Whole words: a word starts at a piece with `Vocab.starts_word` or right after
   `[CLS]`/`[SEP]`; `[CLS]`/`[SEP]` are never part of a word.
-- `dupe_factor` k: instances are built once and masked k times, copy c with its
-  own child generator; rows are copy-major (copy c of instance i is row
-  c × N + i), so copy 0 does not depend on k.
+- `dupe_factor` k: as BERT, which calls `create_instances_from_document` once
+  per copy, each copy builds its own instances (target lengths, A|B splits,
+  random nexts, truncation; for `mlm` the short rows) and masks them, from the
+  c-th child of the bucket's generator; rows are copy-major (all rows of copy
+  0, then of copy 1 …), so copy 0 does not depend on k, and `--masking none`
+  writes exactly the rows `--masking static` masks. Counters add up over the
+  copies. With `--masking none` copies differ only in their instances, so it
+  is refused where they would be identical: `mlm` with `short_seq_prob` 0.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from __future__ import annotations
 import abc
 import bisect
 import dataclasses
+from collections import Counter
 from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
@@ -500,8 +506,9 @@ class _BertObjective(Objective):
         require(dupe_factor >= 1, f"--dupe-factor must be at least 1, got {dupe_factor}")
         require(masking in MASKING_MODES, f"--masking must be one of {', '.join(MASKING_MODES)}, got {masking!r}")
         require(
-            masking == "static" or dupe_factor == 1,
-            f"--dupe-factor {dupe_factor} needs --masking static: unmasked copies would be identical",
+            masking == "static" or dupe_factor == 1 or self.pairs or short_seq_prob > 0,
+            f"--dupe-factor {dupe_factor} with --masking none and --short-seq-prob 0: {self.name} would pack "
+            "every copy the same, so the unmasked copies would be identical; use --dupe-factor 1",
         )
         self.seq_len = seq_len
         self.max_predictions = max_predictions
@@ -559,44 +566,41 @@ class _BertObjective(Objective):
         """The unmasked rows of a bucket."""
 
     def build(self, docs: DocBatch, rng: np.random.Generator) -> Examples:
-        instance_rng, *copy_rngs = rng.spawn(1 + self.dupe_factor)
-        made = self.instances(docs, instance_rng)
-        rows = made.features["input_ids"]
-        counters = {
-            "instances": int(rows.shape[0]),
-            "instance_tokens": int(made.features["input_mask"].sum()),
-            **made.counters,
-        }
-        if self.masking == "none":
-            return Examples(made.features, counters)
-        copies = [
-            {
-                **made.features,
-                **mask_tokens(
-                    rows,
-                    made.features["input_mask"],
-                    copy_rng,
+        """`dupe_factor` copies, copy-major; copy c makes its instances and masks from the c-th child of `rng`."""
+        copies = []
+        counters: Counter[str] = Counter()
+        for copy_rng in rng.spawn(self.dupe_factor):
+            instance_rng, mask_rng = copy_rng.spawn(2)
+            made = self.instances(docs, instance_rng)
+            features = made.features
+            counters.update(
+                {"instances": features["input_ids"].shape[0], "instance_tokens": int(features["input_mask"].sum()), **made.counters}
+            )
+            if self.masking == "static":
+                masked = mask_tokens(
+                    features["input_ids"],
+                    features["input_mask"],
+                    mask_rng,
                     self.vocab,
                     self.masked_lm_prob,
                     self.max_predictions,
                     self.whole_word_mask,
-                ),
-            }
-            for copy_rng in copy_rngs
-        ]
+                )
+                features = {**features, **masked}
+                counters["masked_positions"] += int(masked["masked_lm_weights"].sum())
+            copies.append(features)
         features = {
             name: np.concatenate([copy[name] for copy in copies]) if len(copies) > 1 else copies[0][name]
             for name in self.schema.names
         }
-        counters["masked_positions"] = int(features["masked_lm_weights"].sum())
-        return Examples(features, counters)
+        return Examples(features, dict(counters))
 
     def summarize(self, counters: Mapping[str, int]) -> dict[str, float]:
         summary = {}
         instances = counters.get("instances", 0)
         tokens = counters.get("instance_tokens", 0)
         if self.masking == "static" and tokens:
-            summary["masked_fraction"] = counters.get("masked_positions", 0) / (tokens * self.dupe_factor)
+            summary["masked_fraction"] = counters.get("masked_positions", 0) / tokens
         if self.pairs and instances:
             summary["next_sentence_label_1_share"] = counters.get("next_sentence_label_1", 0) / instances
         return summary
