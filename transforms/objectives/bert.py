@@ -12,11 +12,13 @@ Choices where SPEC and BERT leave room:
 - `mlm` packs whole sentences contiguously (RoBERTa FULL-SENTENCES) and still
   applies `short_seq_prob`: each instance gets BERT's target length (the full
   length or, with that probability, a random length in [2, max]) for BERT's
-  reason, that fine-tuning inputs are often short. `--short-seq-prob 0` gives
-  RoBERTa's packing exactly.
+  reason, that fine-tuning inputs are often short. As in BERT the target is
+  rough: whole sentences are taken until it is reached, the one that reaches
+  it included when it fits in the row. `--short-seq-prob 0` gives RoBERTa's
+  packing exactly.
 - `mlm` is lossless: a sentence that does not fit in the space left starts the
-  next instance, and one longer than an instance runs on over as many
-  instances as it needs.
+  next instance, and only one longer than a whole row is cut, running on over
+  as many instances as it needs.
 - Pairs draw one target length per document, as BERT does.
 - Balance: a chunk takes at least two sentences whenever its document has
   them. A lone last sentence (left over at a document's end) reaches back to
@@ -286,11 +288,12 @@ def pack_full_sentences(
     """RoBERTa FULL-SENTENCES: `[CLS] sentences [SEP]`, with a `[SEP]` between documents inside a row.
 
     The documents become one stream with a `[SEP]` before every document but
-    the first; each row is a slice of it: the longest run of whole sentences
-    that fits in the row's target length (a document's `[SEP]` is dropped when
-    its first sentence starts a row), or the next target-length piece of a
-    sentence longer than that. The loop runs once per row (its end found by
-    bisection); the rows are then gathered with numpy.
+    the first; each row is a slice of it: whole sentences until the row's
+    target length is reached, the sentence that reaches it included when it
+    fits in the row (a document's `[SEP]` is dropped when its first sentence
+    starts a row), or the next row-length piece of a sentence longer than a
+    row. The loop runs once per row (its end found by bisection); the rows are
+    then gathered with numpy.
     """
     num_sentences = docs.sentence_offsets.size - 1
     doc_of_sentence = np.repeat(np.arange(docs.num_docs), np.diff(docs.doc_offsets))
@@ -302,20 +305,22 @@ def pack_full_sentences(
     stream[gather_ranges(token_start, token_start + np.diff(docs.sentence_offsets))] = docs.tokens
 
     units, sentence_starts = unit_start.tolist(), token_start.tolist() + [int(unit_start[-1])]
-    targets = _target_stream(rng, docs.num_docs + 1, seq_len - 2, short_seq_prob)
+    max_tokens = seq_len - 2
+    targets = _target_stream(rng, docs.num_docs + 1, max_tokens, short_seq_prob)
     slices: list[tuple[int, int]] = []
     position, sentence, sentences_split = 0, 0, 0
     while sentence < num_sentences:
-        limit = position + next(targets)
-        end_sentence = bisect.bisect_right(units, limit, sentence + 1) - 1
+        row_end = position + max_tokens
+        reaches_target = bisect.bisect_left(units, position + next(targets), sentence + 1)
+        end_sentence = min(reaches_target, bisect.bisect_right(units, row_end, sentence + 1) - 1)
         if end_sentence > sentence:
             slices.append((position, units[end_sentence]))
             sentence = end_sentence
             position = sentence_starts[sentence]
         else:
             sentences_split += position == sentence_starts[sentence]
-            slices.append((position, limit))
-            position = limit
+            slices.append((position, row_end))
+            position = row_end
 
     piece = np.array(slices, dtype=np.int64).reshape(-1, 2)
     num_rows = piece.shape[0]
