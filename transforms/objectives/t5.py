@@ -7,12 +7,13 @@ vectorised over a batch of equal-length pieces: every full piece of a bucket
 has the same length, so one call noises all of them.
 
 Choices where SPEC and T5 leave room:
-- Rounding is round-half-to-even in float64 everywhere (T5's helper uses
-  Python `round`, its mask `tf.round` in float32: the same rule). The helper
-  counts with the mask's own clamped rules (`noise_counts`); T5's helper
-  rounds without the clamps, which gives the same figures whenever the clamps
-  do not bind (all of T5's and UL2's settings at inputs length 512) and would
-  otherwise under-count a span at short lengths.
+- Noise counts round half to even in float32, as T5's mask (`tf.round` of
+  float32 values): float64 rounds some lengths otherwise (n = 190 at density
+  0.15 is 28.500002 in float32, 29 noise tokens, and 28.4999… in float64).
+  The helper counts with the mask's own clamped float32 rules
+  (`noise_counts`); T5's helper rounds in float64 without the clamps, which
+  gives the same figures for all of T5's and UL2's settings at inputs length
+  512 and would otherwise under-count a span at short lengths.
 - Sentinels number the noise spans of a piece in order, `<extra_id_0>` first,
   in both inputs and targets, so they pair one to one even when the mask is
   rolled (T5 numbers the targets' non-noise spans, which pairs only unrolled).
@@ -66,11 +67,13 @@ class PieceSizes(NamedTuple):
 def noise_counts(lengths, noise_density: float, mean_noise_span_length: float) -> tuple[np.ndarray, np.ndarray]:
     """(noise tokens, noise spans) for pieces of `lengths` >= 2 tokens (SPEC §2 span_corruption).
 
-    num_noise = clamp(round(n × density), 1, n − 1); num_spans = max(1, round(num_noise / mean_span)).
+    num_noise = clamp(round(n × density), 1, n − 1); num_spans = max(1, round(num_noise / mean_span)),
+    both in float32 as T5's `random_spans_noise_mask` computes them.
     """
     lengths = np.asarray(lengths, dtype=np.int64)
-    num_noise = np.clip(np.rint(lengths * noise_density), 1, lengths - 1).astype(np.int64)
-    num_spans = np.maximum(1, np.rint(num_noise / mean_noise_span_length)).astype(np.int64)
+    noise = np.rint(lengths.astype(np.float32) * np.float32(noise_density))
+    num_noise = np.clip(noise, 1, lengths - 1).astype(np.int64)
+    num_spans = np.maximum(1, np.rint(num_noise.astype(np.float32) / np.float32(mean_noise_span_length))).astype(np.int64)
     return num_noise, num_spans
 
 
