@@ -151,13 +151,17 @@ def span_piece_sizes(
     return PieceSizes(raw_length, targets_length, int(num_spans[-1]) + extra_spans)
 
 
-def prefix_piece_sizes(inputs_length: int, reserved_inputs_tokens: int = 0) -> PieceSizes:
-    """Piece sizes for the prefix LM: pieces of inputs_length − 1 − reserved tokens; the suffix has at most n − 1."""
-    raw_length = inputs_length - 1 - reserved_inputs_tokens
+def prefix_piece_sizes(inputs_length: int) -> PieceSizes:
+    """Piece sizes for the encoder-decoder prefix LM: pieces of inputs_length − 1 tokens (T5's
+    `split_tokens_to_inputs_length`).
+
+    The prefix has at most n − 1 tokens, so the inputs (a mode token, if any,
+    + prefix + eos) fit I, and the rest + eos fits n.
+    """
+    raw_length = inputs_length - 1
     require(
         raw_length >= MIN_PIECE_LENGTH,
-        f"--inputs-length {inputs_length} is too small for a prefix LM: "
-        f"it must be at least {MIN_PIECE_LENGTH + 1 + reserved_inputs_tokens}",
+        f"--inputs-length {inputs_length} is too small for a prefix LM: it must be at least {MIN_PIECE_LENGTH + 1}",
     )
     return PieceSizes(raw_length, raw_length, 0)
 

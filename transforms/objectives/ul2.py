@@ -10,8 +10,9 @@ Choices where SPEC and UL2 leave room:
   as a reserved inputs token, i.e. pieces sized for one token less; the
   helper's density-0.5 rounding compares the targets with the whole inputs
   length (mode token included), so (8, .5) at inputs 512 gives 907/512. The S
-  denoiser takes pieces of inputs_length − 1 − (mode token) tokens, split
-  uniformly in [1, n − 1] as `prefix_lm`.
+  denoiser takes pieces of inputs_length − 1 tokens, split uniformly in
+  [1, n − 1] as `prefix_lm`: `[S2S]` + a prefix of at most n − 1 tokens + eos
+  fits the inputs, so S inputs reach the full length.
 - All denoiser choices of a bucket are drawn first, enough to cover the
   stream whatever is drawn, then pieces are noised grouped by denoiser; the
   last piece is cut short at the end of the stream and noised at its length.
@@ -131,7 +132,7 @@ def denoiser_sizes(
     sizes = []
     for index, d in enumerate(denoisers):
         if d.prefix_lm:
-            sizes.append(prefix_piece_sizes(inputs_length, reserved))
+            sizes.append(prefix_piece_sizes(inputs_length))
         else:
             flag = f"{FLAG} (denoiser {index}, {d.describe()})"
             sizes.append(span_piece_sizes(inputs_length, d.density, d.mean_span, random_roll, reserved, flag, flag))
