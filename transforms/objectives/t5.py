@@ -25,10 +25,14 @@ Choices where SPEC and T5 leave room:
   determinism). The bucket's last piece is noised at its own length; a last
   piece of one token cannot hold a noise and a non-noise token, so it is
   dropped and counted (`short_pieces_dropped`, `short_piece_tokens_dropped`).
-- Prefix LM pieces have `inputs_length - 1` tokens (T5's
-  `split_tokens_to_inputs_length`), so a decoder-only row (piece + eos) is
-  full. For the prefix LM the predicted suffix counts as one noise span,
-  UL2's view of the S-denoiser, so every objective reports the same counters.
+- Encoder-decoder prefix LM pieces have `inputs_length − 1` tokens (T5's
+  `split_tokens_to_inputs_length`): prefix + eos and rest + eos both fit.
+  Decoder-only, as T5's decoder-only path and `clm`: every document of the
+  stream ends with eos (`clm.with_eos`), no eos is added where a piece is cut,
+  and pieces have `inputs_length` tokens, so every row but a bucket's last is
+  full; the eos tokens count as raw tokens. For the prefix LM the predicted
+  suffix counts as one noise span, UL2's view of the S-denoiser, so every
+  objective reports the same counters.
 - Options not used by an objective (e.g. `--noise-density` for prefix_lm,
   `--targets-length` for the decoder-only layout, which has no targets) are
   ignored, since the options dict is shared by all objectives.
@@ -44,6 +48,7 @@ import numpy as np
 from schemas import Feature, Schema
 from transforms.documents import DocBatch
 from transforms.objectives.base import ConfigError, Examples, Objective, option, require
+from transforms.objectives.clm import with_eos
 from transforms.vocab import Vocab
 
 DEFAULT_INPUTS_LENGTH = 512
@@ -335,18 +340,18 @@ def prefix_lm_maker(vocab: Vocab, inputs_length: int, targets_length: int, lead:
 
 
 def decoder_prefix_lm_maker(vocab: Vocab, seq_len: int) -> RowMaker:
-    """Pieces [B, n] as one decoder-only row each: `input_ids` (piece + eos), `loss_mask`, `prefix_length`.
-
-    `loss_mask` is 0 on the prefix, 1 on the rest of the piece and its eos, 0 on padding.
-    """
+    """Pieces [B, n] of the eos-ended document stream as decoder-only rows: `input_ids` (the piece as it is),
+    `loss_mask` (0 on the prefix, 1 on the rest of the piece, 0 on padding) and `prefix_length`."""
 
     def make(tokens: np.ndarray, rng: np.random.Generator):
         num_rows, length = tokens.shape
         prefix_lengths = random_prefix_lengths(length, num_rows, rng)
         position = np.arange(seq_len)
+        input_ids = np.full((num_rows, seq_len), vocab.pad, dtype=np.int32)
+        input_ids[:, :length] = tokens
         features = {
-            "input_ids": lay_rows(tokens, np.ones(tokens.shape, dtype=bool), seq_len, vocab.pad, vocab.eos),
-            "loss_mask": ((position >= prefix_lengths[:, None]) & (position <= length)).astype(np.int32),
+            "input_ids": input_ids,
+            "loss_mask": ((position >= prefix_lengths[:, None]) & (position < length)).astype(np.int32),
             "prefix_length": prefix_lengths.astype(np.int32)[:, None],
         }
         return features, prefix_counters(tokens, prefix_lengths)
@@ -507,13 +512,18 @@ class PrefixLM(Objective):
     ):
         super().__init__(vocab)
         require(layout in PREFIX_LAYOUTS, f"--prefix-layout must be one of {', '.join(PREFIX_LAYOUTS)}, got {layout!r}")
-        self.sizes = prefix_piece_sizes(inputs_length)
         self.inputs_length = inputs_length
         self.layout = layout
         if layout == "decoder_only":
+            require(
+                inputs_length >= MIN_PIECE_LENGTH,
+                f"--inputs-length {inputs_length} is too small for a prefix LM: it must be at least {MIN_PIECE_LENGTH}",
+            )
+            self.sizes = PieceSizes(inputs_length, inputs_length, 0)
             self.targets_length = None
             self._make_rows = decoder_prefix_lm_maker(vocab, inputs_length)
         else:
+            self.sizes = prefix_piece_sizes(inputs_length)
             self.targets_length = inputs_length if targets_length is None else targets_length
             require(
                 self.targets_length >= self.sizes.targets_length,
@@ -550,7 +560,8 @@ class PrefixLM(Objective):
         return params
 
     def build(self, docs: DocBatch, rng: np.random.Generator) -> Examples:
-        return denoise_fixed_pieces(docs.tokens, self.sizes.raw_length, self._make_rows, self.schema, rng)
+        stream = with_eos(docs, self.vocab.eos)[0] if self.layout == "decoder_only" else docs.tokens
+        return denoise_fixed_pieces(stream, self.sizes.raw_length, self._make_rows, self.schema, rng)
 
     def summarize(self, counters: Mapping[str, int]) -> dict[str, float]:
         return noise_summary(counters)
