@@ -2,10 +2,14 @@
 
 Every special token an objective may need is taken from the model when the
 model defines it, else appended after the model's pieces: first the missing
-sentinels `<extra_id_k>` in T5's order (the highest id is `<extra_id_0>`), then
-the other missing tokens in the order of `APPENDED_ORDER`. The set does not
-depend on the objective, so one tokenizer gives the same ids to every
-objective built from it.
+sentinels among the first 100 (`T5_EXTRA_IDS`) in T5's order (the highest id
+is `<extra_id_0>`), then the other missing tokens in the order of
+`APPENDED_ORDER`, then, only when more than 100 sentinels are asked for (UL2's
+default table needs 127), the missing `<extra_id_100>`, `<extra_id_101>` …
+ascending. What is appended before the sentinels beyond the 100th does not
+depend on the objective, so one tokenizer gives every objective built from it
+the same id for every token they share: an objective that needs more sentinels
+only adds ids after the others.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ CLS, SEP, MASK = "[CLS]", "[SEP]", "[MASK]"
 NLU, NLG, S2S = "[NLU]", "[NLG]", "[S2S]"
 APPENDED_ORDER = (CLS, SEP, MASK, NLU, NLG, S2S)
 MODE_TOKENS = (NLU, NLG, S2S)
-DEFAULT_EXTRA_IDS = 100
+T5_EXTRA_IDS = 100
+DEFAULT_EXTRA_IDS = T5_EXTRA_IDS
 WORD_START = "\u2581"
 
 
@@ -127,7 +132,7 @@ class Vocab:
 
         next_id = model_size
         sentinel_ids = [defined(sentinel_piece(k)) for k in range(extra_ids)]
-        missing = [k for k, i in enumerate(sentinel_ids) if i is None]
+        missing = [k for k, i in enumerate(sentinel_ids[:T5_EXTRA_IDS]) if i is None]
         for rank, k in enumerate(missing):
             sentinel_ids[k] = next_id + len(missing) - 1 - rank
         next_id += len(missing)
@@ -137,6 +142,9 @@ class Vocab:
             if i is None:
                 i, next_id = next_id, next_id + 1
             specials[piece] = i
+        for k in range(T5_EXTRA_IDS, extra_ids):
+            if sentinel_ids[k] is None:
+                sentinel_ids[k], next_id = next_id, next_id + 1
 
         special_set = set(sentinel_ids) | set(specials.values()) | {pad, eos, unk}
         ordinary = np.array(
