@@ -28,7 +28,7 @@ from transforms.write import join, shard_name, write_atomically
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
 VERSIONS = "versions"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SOURCE_PACKAGES = ("pipelines", "transforms", "schemas", "runners", "readers")
 
 
