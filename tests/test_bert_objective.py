@@ -6,6 +6,7 @@ tests) and encoded with the sample SentencePiece model.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 
 from transforms.documents import DocBatch
 from transforms.objectives.base import ConfigError
-from transforms.objectives.bert import MaskedLM, MaskedLMNextSentence, MaskedLMSentenceOrder, mask_tokens
+from transforms.objectives.bert import MaskedLM, MaskedLMNextSentence, MaskedLMSentenceOrder, mask_tokens, truncated_pair_lengths
 
 OBJECTIVES = {cls.name: cls for cls in (MaskedLM, MaskedLMNextSentence, MaskedLMSentenceOrder)}
 PAIRS = ("mlm_nsp", "mlm_sop")
@@ -132,9 +133,9 @@ def test_rows_and_predictions(corpus, vocab, name, seq_len):
 
 def test_mask_decisions_and_rate(corpus, vocab):
     """80% [MASK], 10% random ordinary token, 10% unchanged; 15% of real tokens predicted."""
-    _, plain = build(vocab, "mlm", corpus, seq_len=128, masking="none")
+    _, plain = build(vocab, "mlm", corpus, seq_len=128, masking="none", dupe_factor=3)
     _, masked = build(vocab, "mlm", corpus, seq_len=128, dupe_factor=3)
-    original = np.concatenate([plain.features["input_ids"]] * 3)
+    original = plain.features["input_ids"]
     predicted = masked.features["masked_lm_weights"] == 1.0
     rows, cols = np.nonzero(predicted)[0], masked.features["masked_lm_positions"][predicted]
     now, before = masked.features["input_ids"][rows, cols], original[rows, cols]
@@ -149,7 +150,7 @@ def test_mask_decisions_and_rate(corpus, vocab):
     assert np.isin(now[replaced], vocab.ordinary_ids).all()
     special = [vocab.pad, vocab.eos, vocab.unk, *vocab.specials.values(), *vocab.sentinels]
     assert not np.isin(now[replaced], special).any()
-    real_tokens = 3 * plain.features["input_mask"].sum()
+    real_tokens = plain.features["input_mask"].sum()
     assert abs(predicted.sum() / real_tokens - 0.15) < 0.005
 
 
@@ -295,12 +296,10 @@ def test_single_document_bucket_uses_the_true_continuation(corpus, vocab):
 
 
 def test_single_sentence_documents(corpus, vocab):
-    """No true next exists: nsp makes a random-next pair half the time, sop skips them; both count them."""
+    """No true next exists: a one-sentence document makes no pair of its own (it only ever could add label 1); counted."""
     single = [[s] for doc in corpus[:600] for s in doc[:1]]
     _, nsp = build(vocab, "mlm_nsp", single, seq_len=128)
-    assert nsp.features["next_sentence_labels"].all()
-    assert 0.4 < nsp.size / len(single) < 0.6
-    assert nsp.size + nsp.counters["single_sentence_documents_skipped"] == len(single)
+    assert nsp.size == 0 and nsp.counters["single_sentence_documents_skipped"] == len(single)
     _, sop = build(vocab, "mlm_sop", single, seq_len=128)
     assert sop.size == 0 and sop.counters["single_sentence_documents_skipped"] == len(single)
 
@@ -347,24 +346,6 @@ def test_whole_word_masking(corpus, vocab, name):
     predicted = words.features["masked_lm_weights"] == 1.0
     rows, cols = np.nonzero(predicted)[0], words.features["masked_lm_positions"][predicted]
     assert np.array_equal(words.features["masked_lm_ids"][predicted], plain.features["input_ids"][rows, cols])
-
-
-def test_dupe_factor_copies_differ_only_in_masks(corpus, vocab):
-    docs = corpus[:1000]
-    _, plain = build(vocab, "mlm_sop", docs, seq_len=128, masking="none")
-    _, once = build(vocab, "mlm_sop", docs, seq_len=128)
-    _, thrice = build(vocab, "mlm_sop", docs, seq_len=128, dupe_factor=3)
-    n = plain.size
-    assert thrice.size == 3 * n and thrice.counters["instances"] == n
-    copies = [{k: v[c * n : (c + 1) * n] for k, v in thrice.features.items()} for c in range(3)]
-    for copy in copies:
-        check_predictions(plain.features, copy, vocab, 0.15, 19)
-    for name in once.features:
-        assert np.array_equal(copies[0][name], once.features[name]), "copy 0 does not depend on the dupe factor"
-    for c in (1, 2):
-        same = (copies[c]["masked_lm_positions"] == copies[0]["masked_lm_positions"]).all(axis=1)
-        assert same.mean() < 0.02
-        assert not np.array_equal(copies[c]["input_ids"], copies[0]["input_ids"])
 
 
 @pytest.mark.parametrize("name", ["mlm", "mlm_nsp", "mlm_sop"])
@@ -422,7 +403,7 @@ def test_options_defaults_and_schema(vocab):
         ("mlm_sop", {"short_seq_prob": 2.0}, "--short-seq-prob"),
         ("mlm", {"dupe_factor": 0}, "--dupe-factor"),
         ("mlm", {"masking": "dynamic"}, "--masking"),
-        ("mlm_nsp", {"masking": "none", "dupe_factor": 2}, "--dupe-factor"),
+        ("mlm", {"masking": "none", "dupe_factor": 2, "short_seq_prob": 0.0}, "--dupe-factor"),
     ],
 )
 def test_config_errors_name_the_flag(vocab, name, options, flag):
@@ -434,8 +415,98 @@ def test_summary(corpus, vocab):
     objective, examples = build(vocab, "mlm_nsp", corpus[:500], seq_len=128, dupe_factor=2)
     summary = objective.summarize(examples.counters)
     labels = examples.features["next_sentence_labels"]
-    assert summary["next_sentence_label_1_share"] == labels[: examples.size // 2].mean()
+    assert summary["next_sentence_label_1_share"] == labels.mean()
     real = examples.features["input_mask"].sum()
     assert summary["masked_fraction"] == examples.features["masked_lm_weights"].sum() / real
-    assert examples.counters["next_sentence_label_1"] == labels[: examples.size // 2].sum()
+    assert examples.counters["next_sentence_label_1"] == labels.sum()
     assert MaskedLM.from_options({}, vocab).summarize({}) == {}
+
+
+def bert_truncate_seq_pair(length_a: int, length_b: int, max_num_tokens: int) -> tuple[int, int]:
+    """Tokens google-research/bert's `truncate_seq_pair` (master) removes from A and B, its loop ported as is."""
+    cut_a = cut_b = 0
+    while length_a + length_b > max_num_tokens:
+        if length_a > length_b:
+            length_a, cut_a = length_a - 1, cut_a + 1
+        else:
+            length_b, cut_b = length_b - 1, cut_b + 1
+    return cut_a, cut_b
+
+
+def test_truncation_matches_berts_loop_and_trims_b_on_a_tie():
+    rng = np.random.default_rng(4)
+    length_a, length_b = rng.integers(1, 300, size=(2, 5000))
+    max_tokens = rng.integers(2, 300, size=5000)
+    expected = np.array([bert_truncate_seq_pair(*t) for t in zip(length_a.tolist(), length_b.tolist(), max_tokens.tolist())])
+    cut_a, cut_b = np.array([truncated_pair_lengths(a, b, m) for a, b, m in zip(length_a, length_b, max_tokens)]).T
+    assert np.array_equal(cut_a, expected[:, 0]) and np.array_equal(cut_b, expected[:, 1])
+    assert truncated_pair_lengths(np.array([5]), np.array([5]), 9) == (0, 1)
+
+
+def unmasked(features) -> np.ndarray:
+    """The rows before masking: each prediction's original id put back at its position."""
+    ids = features["input_ids"].copy()
+    predicted = features["masked_lm_weights"] == 1.0
+    ids[np.nonzero(predicted)[0], features["masked_lm_positions"][predicted]] = features["masked_lm_ids"][predicted]
+    return ids
+
+
+@pytest.mark.parametrize("name", ["mlm", "mlm_nsp", "mlm_sop"])
+def test_dupe_factor_copies_redraw_instances_and_masks(corpus, vocab, name):
+    """As BERT's create_instances_from_document once per copy: each copy has its own instances; copy 0 is the k = 1 build."""
+    docs = corpus[:1000]
+    _, once = build(vocab, name, docs, seq_len=128)
+    _, thrice = build(vocab, name, docs, seq_len=128, dupe_factor=3)
+    _, plain = build(vocab, name, docs, seq_len=128, dupe_factor=3, masking="none")
+    n = once.size
+    for feature in once.features:
+        assert np.array_equal(thrice.features[feature][:n], once.features[feature]), "copy 0 does not depend on k"
+    rows = unmasked(thrice.features)
+    assert np.array_equal(rows, plain.features["input_ids"]), "--masking none writes the instances static masks"
+    check_predictions(plain.features, thrice.features, vocab, 0.15, 19)
+    assert thrice.counters["instances"] == thrice.size
+    _, twice = build(vocab, name, docs, seq_len=128, dupe_factor=2)
+    m = twice.size
+    for feature in twice.features:
+        assert np.array_equal(thrice.features[feature][:m], twice.features[feature]), "copies are made copy-major"
+    lengths = plain.features["input_mask"].sum(axis=1)
+    copies = [{row[:length].tobytes() for row, length in zip(rows[a:b], lengths[a:b])} for a, b in ((0, n), (n, m), (m, None))]
+    for c in (1, 2):
+        assert len(copies[c] & copies[0]) < 0.3 * len(copies[0]), f"copy {c} re-draws the instances"
+    if name != "mlm":
+        labels = plain.features["next_sentence_labels"][:, 0]
+        assert abs(labels.mean() - 0.5) < 0.03
+
+
+def test_mlm_short_target_is_rough_and_cuts_only_sentences_longer_than_a_row(corpus, vocab):
+    """As BERT: a short row takes whole sentences until its target is reached; only the row length is a hard limit."""
+    seq_len = 128
+    _, plain = build(vocab, "mlm", corpus, seq_len=seq_len, short_seq_prob=1.0, masking="none")
+    f = plain.features
+    lengths = f["input_mask"].sum(axis=1)
+    check_mlm_stream(f["input_ids"], lengths, corpus, vocab)
+    longer_than_a_row = sum(len(s) > seq_len - 2 for doc in corpus for s in doc)
+    assert plain.counters["sentences_split"] == longer_than_a_row
+    targets = np.random.default_rng(0).integers(2, seq_len - 1, size=plain.size)
+    assert lengths.mean() - 2 > targets.mean(), "a row reaches its target, so rows run longer than the targets"
+
+
+def test_masked_lm_padding_is_the_pad_id(corpus, vocab):
+    pad7 = dataclasses.replace(vocab, pad=7)
+    _, plain = build(vocab, "mlm", corpus[:200], seq_len=64, masking="none")
+    out = mask_tokens(plain.features["input_ids"], plain.features["input_mask"], np.random.default_rng(0), pad7, 0.15, 20)
+    padding = out["masked_lm_weights"] == 0.0
+    assert padding.sum() > 100
+    assert (out["masked_lm_ids"][padding] == 7).all() and (out["masked_lm_positions"][padding] == 7).all()
+
+
+def test_one_sentence_documents_still_serve_as_random_next(corpus, vocab):
+    multi = [doc for doc in corpus[:400] if len(doc) > 1]
+    single = [[doc[0]] for doc in corpus[400:800]]
+    _, nsp = build(vocab, "mlm_nsp", multi + single, seq_len=128, masking="none")
+    assert nsp.counters["single_sentence_documents_skipped"] >= len(single)
+    source = Source(single)
+    lengths = nsp.features["input_mask"].sum(axis=1)
+    random_b = [split_pair(row, n, vocab.sep)[1] for row, n, label in zip(nsp.features["input_ids"], lengths, nsp.features["next_sentence_labels"][:, 0]) if label]
+    from_single = sum(bool(source.find(b)) for b in random_b)
+    assert from_single > 0.3 * len(random_b) * len(single) / (len(multi) + len(single))

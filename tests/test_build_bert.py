@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -109,3 +111,22 @@ def test_nsp_bytes_identical_with_one_worker_or_two_processes(tmp_path):
     _, one_dir = build(tmp_path / "one", *args, runner=IN_MEMORY)
     _, two_dir = build(tmp_path / "two", *args, runner=TWO_PROCESSES)
     assert assert_identical_shards(one_dir, two_dir) == 2 * (2 + 1)
+
+
+def test_nsp_labels_balanced_on_free_text_with_one_sentence_documents(tmp_path, sample_docs):
+    """JSONL free text through the real sentence splitter, with a one-sentence document after every sample document."""
+    from transforms.sentences import split_sentences
+
+    path = tmp_path / "free.jsonl"
+    one_sentence = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for d in sample_docs:
+            sentences = split_sentences(d["text"])
+            one_sentence += len(sentences) == 1
+            f.write(json.dumps({"id": d["id"], "text": d["text"]}) + "\n")
+            f.write(json.dumps({"id": d["id"] + "/first", "text": sentences[0]}) + "\n")
+    manifest, _ = build(tmp_path / "out", "--objective", "mlm_nsp", "--input", str(path), "--seq-len", SEQ_LEN, "--masking", "none", "--num-shards", 1)
+    counters = manifest["counters"]
+    assert counters["objective"]["instances"] > 5000
+    assert abs(counters["objective_summary"]["next_sentence_label_1_share"] - 0.5) < 0.02
+    assert counters["objective"]["single_sentence_documents_skipped"] >= one_sentence + len(sample_docs) - 10
