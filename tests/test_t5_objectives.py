@@ -45,9 +45,9 @@ def vocab200(sp) -> Vocab:
 
 
 def counting_rule(n: int, density: float, mean_span: float) -> tuple[int, int]:
-    """SPEC §2: (noise tokens, noise spans) of a piece of n tokens, written out independently."""
-    num_noise = min(max(round(n * density), 1), n - 1)
-    return num_noise, max(1, round(num_noise / mean_span))
+    """SPEC §2: (noise tokens, noise spans) of a piece of n tokens, written out independently (float32 as T5)."""
+    num_noise = min(max(round(float(np.float32(n) * np.float32(density))), 1), n - 1)
+    return num_noise, max(1, round(float(np.float32(num_noise) / np.float32(mean_span))))
 
 
 def real_tokens(row: np.ndarray, eos: int, pad: int) -> np.ndarray:
@@ -224,11 +224,12 @@ def test_decoder_only_prefix_lm(batch, vocab):
     examples = build(objective, batch)
     input_ids, loss_mask = examples.features["input_ids"], examples.features["loss_mask"]
     prefix_length = examples.features["prefix_length"][:, 0]
-    real = np.array([real_tokens(row, vocab.eos, vocab.pad).size for row in input_ids])
+    real = (input_ids != vocab.pad).sum(axis=1)
     position = np.arange(128)
-    assert (prefix_length >= 1).all() and (prefix_length <= real - 2).all()
+    assert (prefix_length >= 1).all() and (prefix_length <= real - 1).all()
     np.testing.assert_array_equal(loss_mask, (position >= prefix_length[:, None]) & (position < real[:, None]))
-    np.testing.assert_array_equal(np.concatenate([row[: n - 1] for row, n in zip(input_ids, real)]), batch.tokens)
+    documents_with_eos = [np.append(batch.doc_tokens(d), vocab.eos) for d in range(batch.num_docs)]
+    np.testing.assert_array_equal(np.concatenate([row[:n] for row, n in zip(input_ids, real)]), np.concatenate(documents_with_eos))
     assert (real[:-1] == 128).all()
 
 
@@ -252,7 +253,7 @@ def check_ul2_examples(objective: UL2, examples, batch: DocBatch, vocab: Vocab) 
 
 def test_ul2_default_mixture(batch, vocab200):
     objective = UL2.from_options({}, vocab200)
-    assert [s.raw_length for s in objective.sizes] == [567, 587, 765, 907, 599, 1004, 510]
+    assert [s.raw_length for s in objective.sizes] == [567, 587, 765, 907, 599, 1004, 511]
     assert UL2.sentinels_needed({}) == 127
     examples = build(objective, batch)
     denoiser = check_ul2_examples(objective, examples, batch, vocab200)
@@ -363,3 +364,48 @@ def test_short_and_empty_buckets(vocab):
 def test_config_errors_name_the_flag(vocab, objective, options, flag):
     with pytest.raises(ConfigError, match=flag):
         objective.from_options(options, vocab)
+
+
+def test_noise_count_rounds_in_float32_as_t5():
+    """T5's `random_spans_noise_mask` rounds float32(n) × float32(density): 28.500002 at n = 190 gives 29, float64's 28.499… 28."""
+    noise, _ = noise_counts([190, 350, 390, 191], 0.15, 3)
+    assert noise.tolist() == [29, 53, 59, 29]
+
+
+@pytest.mark.parametrize(
+    "mode_tokens, expected",
+    [
+        (True, [(567, 114), (587, 100), (765, 510), (907, 512), (599, 92), (1004, 511), (511, 511)]),
+        (False, [(568, 114), (588, 100), (766, 512), (908, 512), (600, 92), (1006, 512), (511, 511)]),
+    ],
+)
+def test_ul2_piece_sizes_are_specs(mode_tokens, expected):
+    """SPEC §2 ul2: (raw length, targets length) of every default denoiser at inputs length 512."""
+    sizes = denoiser_sizes(DEFAULT_DENOISERS, 512, mode_tokens, False)
+    assert [(s.raw_length, s.targets_length) for s in sizes] == expected
+
+
+def test_s_denoiser_inputs_reach_the_inputs_length(batch, vocab):
+    """[S2S] + a prefix of up to n − 1 tokens + eos: pieces of I − 1 tokens fill I."""
+    s_only = json.dumps([{"name": "S", "mode": "[S2S]", "prefix_lm": True}])
+    objective = UL2.from_options({"inputs_length": 64, "targets_length": 64, "ul2_denoisers": s_only}, vocab)
+    examples = build(objective, batch, seed=1)
+    check_ul2_examples(objective, examples, batch, vocab)
+    used = (examples.features["inputs"] != vocab.pad).sum(axis=1)
+    assert used.max() == 64 and (used <= 64).all()
+
+
+def test_decoder_only_prefix_lm_ends_every_document_with_eos(vocab):
+    """As T5's decoder-only path and clm: eos after every document of the stream, none at a cut; rows are full."""
+    rng = np.random.default_rng(6)
+    lengths = rng.integers(1, 90, size=60)
+    docs = [[rng.integers(10, 500, size=n)] for n in lengths]
+    objective = PrefixLM.from_options({"prefix_layout": "decoder_only", "inputs_length": 32}, vocab)
+    examples = build(objective, DocBatch.from_token_lists(docs))
+    rows = examples.features["input_ids"]
+    real = (rows != vocab.pad).sum(axis=1)
+    assert (real[:-1] == 32).all()
+    stream = np.concatenate([row[:n] for row, n in zip(rows, real)])
+    expected = np.concatenate([np.append(doc[0], vocab.eos) for doc in docs])
+    np.testing.assert_array_equal(stream, expected)
+    assert np.array_equal(np.flatnonzero(stream == vocab.eos) + 1, np.cumsum(lengths + 1))
