@@ -11,26 +11,31 @@ from corpus_tools import build
 from transforms.vocab import APPENDED_ORDER, Vocab, sentinel_piece
 
 
-@pytest.fixture(scope="module")
-def bare_model(tmp_path_factory, sample_docs) -> tuple[str, str]:
-    """A SentencePiece model that defines no special token but pad/eos/unk, and a small JSONL corpus."""
+def train_model(texts: list[str], vocab_size: int, control_symbols: tuple[str, ...] = ()) -> bytes:
+    """A unigram model with pad 0, eos 1, unk 2 and, of the special tokens, only `control_symbols`."""
     import sentencepiece as spm
 
-    texts = [d["text"] for d in sample_docs[:600]]
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=(line for t in texts for line in t.split("\n") if line.strip()),
         model_writer=model,
-        vocab_size=1000,
+        vocab_size=vocab_size,
         pad_id=0,
         eos_id=1,
         unk_id=2,
         bos_id=-1,
+        control_symbols=list(control_symbols),
         num_threads=1,
         minloglevel=2,
     )
+    return model.getvalue()
+
+
+@pytest.fixture(scope="module")
+def bare_model(tmp_path_factory, sample_docs) -> tuple[str, str]:
+    """A SentencePiece model that defines no special token but pad/eos/unk, and a small JSONL corpus."""
     root = tmp_path_factory.mktemp("bare")
-    (root / "bare.model").write_bytes(model.getvalue())
+    (root / "bare.model").write_bytes(train_model([d["text"] for d in sample_docs[:600]], 1000))
     with open(root / "corpus.jsonl", "w", encoding="utf-8") as f:
         for d in sample_docs[:300]:
             f.write(json.dumps({"id": d["id"], "text": d["text"]}) + "\n")
@@ -69,24 +74,11 @@ def test_clm_and_ul2_builds_agree_on_every_id_they_share(tmp_path, bare_model):
     assert clm["format_version"] == ul2["format_version"] == 2
 
 
-def test_a_model_that_defines_some_sentinels_keeps_them(tmp_path, sample_docs):
+def test_a_model_that_defines_some_sentinels_keeps_them(sample_docs):
     """Only what the model lacks is appended: defined pieces keep the model's ids."""
     import sentencepiece as spm
 
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter([d["text"] for d in sample_docs[:200]]),
-        model_writer=model,
-        vocab_size=500,
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        control_symbols=[sentinel_piece(0), "[MASK]"],
-        num_threads=1,
-        minloglevel=2,
-    )
-    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    sp = spm.SentencePieceProcessor(model_proto=train_model([d["text"] for d in sample_docs[:200]], 500, (sentinel_piece(0), "[MASK]")))
     vocab = Vocab.from_processor(sp, 101)
     size = sp.get_piece_size()
     assert vocab.sentinels[0] == sp.piece_to_id(sentinel_piece(0)) < size and vocab.mask == sp.piece_to_id("[MASK]")
