@@ -1,19 +1,10 @@
-"""Run tokenmill on Google Cloud Dataflow: directly, or as a Flex Template.
-
-Directly (from a workstation, CI or cron), tokenmill's own command with Beam's
-Dataflow options:
+"""Run tokenmill on Google Cloud Dataflow, from tokenmill's own command with Beam's Dataflow options:
 
     tokenmill rebuild --input 'gs://B/raw/*.jsonl.gz' --tokenizer gs://B/spm.model --output gs://B/corpus \\
         --runner DataflowRunner --project P --region R --temp_location gs://B/tmp --setup_file ./setup.py \\
         --machine_type n2-standard-4 --max_num_workers 32 [--sdk_container_image IMAGE]
 
-As a Flex Template (`runners/flex_template/`): the launcher image runs
-`flex_template/main.py`, which turns the template's parameters
-(`--input_format=jsonl`, Dataflow's spelling) into that same command line
-(`template_argv`) and runs `tokenmill rebuild`. The template's
-`metadata.json` is generated from the CLI's own flags:
-
-    python -m runners.dataflow > runners/flex_template/metadata.json
+(The Flex Template, which runs that same command, is `runners/template.py`.)
 
 `check_runner` stops, before anything is submitted, the two mistakes that
 otherwise fail only on the workers, minutes later: workers without tokenmill,
@@ -22,9 +13,6 @@ and paths on the launching machine's disk.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from typing import Any, Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions, TestOptions, WorkerOptions
@@ -32,14 +20,6 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, 
 from pipelines.config import BuildConfig
 from runners.local import is_local
 from transforms.objectives.base import ConfigError
-
-TEMPLATE_NAME = "tokenmill rebuild"
-TEMPLATE_DESCRIPTION = (
-    "Rebuild a tokenmill corpus: if the inputs, tokenizer, config or code changed since the version LATEST names, "
-    "build a new version, verify it, point LATEST at it and prune old versions; otherwise verify the published version."
-)
-REQUIRED_PARAMETERS = ("input", "output")
-_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
 def _is_dataflow(runner: Any) -> bool:
@@ -65,85 +45,3 @@ def check_runner(config: BuildConfig, beam_args: Sequence[str]) -> None:
         local.append("--input (by default the built-in sample corpus)")
     if local:
         raise ConfigError(f"{runner} workers cannot reach this machine's disk: put {', '.join(local)} on storage they share, such as gs://")
-
-
-def _parameters(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
-    """The parser's options by template parameter name (the flag's dest: `input_format` for `--input-format`)."""
-    return {a.dest: a for a in parser._actions if a.option_strings and a.dest != "help"}  # noqa: SLF001
-
-
-def _is_switch(action: argparse.Action) -> bool:
-    return isinstance(action, (argparse._StoreTrueAction, argparse.BooleanOptionalAction))  # noqa: SLF001
-
-
-def _regex(action: argparse.Action) -> str | None:
-    if _is_switch(action):
-        return "^(true|false)$"
-    if action.choices:
-        return "^(" + "|".join(sorted(action.choices)) + ")$"
-    return None
-
-
-def template_metadata(parser: argparse.ArgumentParser) -> dict[str, Any]:
-    """The Flex Template's metadata: one parameter per option of `parser` (the `rebuild` command)."""
-    params = []
-    for name, action in _parameters(parser).items():
-        help_text = action.help or ""
-        if isinstance(action, argparse._AppendAction):  # noqa: SLF001
-            help_text += " In the template: several, separated by commas."
-        if _is_switch(action):
-            help_text += " In the template: true or false."
-        param = {"name": name, "label": action.option_strings[0], "helpText": help_text, "isOptional": name not in REQUIRED_PARAMETERS}
-        regex = _regex(action)
-        if regex:
-            param["regexes"] = [regex]
-        params.append(param)
-    return {"name": TEMPLATE_NAME, "description": TEMPLATE_DESCRIPTION, "parameters": params}
-
-
-def template_argv(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
-    """The template launcher's arguments as `parser`'s command line.
-
-    The launcher passes each parameter as `--name=value`; switches come as
-    true/false, a repeatable flag as a comma-separated list. Anything that is
-    not one of the parser's parameters (Beam's options) passes unchanged.
-    """
-    params = _parameters(parser)
-    out: list[str] = []
-    for arg in argv:
-        name, eq, value = arg[2:].partition("=")
-        action = params.get(name) if arg.startswith("--") and eq else None
-        if action is None:
-            out.append(arg)
-        elif _is_switch(action):
-            if value.lower() not in _TRUE + _FALSE:
-                raise ConfigError(f"template parameter {name} must be true or false, got {value!r}")
-            on = value.lower() in _TRUE
-            if isinstance(action, argparse.BooleanOptionalAction):
-                out.append(action.option_strings[0] if on else action.option_strings[1])
-            elif on:
-                out.append(action.option_strings[0])
-        elif isinstance(action, argparse._AppendAction):  # noqa: SLF001
-            out += [f"{action.option_strings[0]}={v.strip()}" for v in value.split(",") if v.strip()]
-        else:
-            out.append(f"{action.option_strings[0]}={value}")
-    return out
-
-
-def launch_template(argv: Sequence[str]) -> int:
-    """What the Flex Template launcher runs: `tokenmill rebuild` with the template's parameters, on Dataflow."""
-    from pipelines.cli import main, make_parser, subcommand
-
-    runner = [] if any(a == "--runner" or a.startswith("--runner=") for a in argv) else ["--runner=DataflowRunner"]
-    return main(["rebuild", *template_argv(argv, subcommand(make_parser(), "rebuild")), *runner])
-
-
-def main() -> int:
-    from pipelines.cli import make_parser, subcommand
-
-    sys.stdout.write(json.dumps(template_metadata(subcommand(make_parser(), "rebuild")), indent=2) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -40,12 +40,12 @@ def test_template_metadata_names_every_build_flag_and_keep():
 
 
 def test_committed_metadata_is_generated_from_the_cli():
-    result = subprocess.run([sys.executable, "-m", "runners.dataflow"], cwd=REPO, capture_output=True, text=True, check=True)
-    assert json.loads(result.stdout) == committed_metadata(), "regenerate: python -m runners.dataflow > runners/flex_template/metadata.json"
+    result = subprocess.run([sys.executable, "-m", "runners.template"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == committed_metadata(), "regenerate: python -m runners.template > runners/flex_template/metadata.json"
 
 
 def test_template_parameters_become_the_rebuild_command_line():
-    from runners.dataflow import template_argv
+    from runners.template import template_argv
 
     argv = [
         "--input=gs://b/a/*.jsonl,gs://b/b/*.jsonl", "--input_format=jsonl", "--seq_len=2048", "--whole_word_mask=false",
