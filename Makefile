@@ -7,7 +7,7 @@ AIRFLOW_VENV := .venv-airflow
 # The benchmark measures the plain install (what `make sample` users have), not the test extras.
 BENCH_VENV := .venv-bench
 
-.PHONY: sample test bench clean
+.PHONY: sample test bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,5 +44,14 @@ $(BENCH_VENV)/.installed: setup.py
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m bench.throughput $(ARGS)
 
+# The documentation site (MkDocs + Material), built offline into site/; --strict turns a broken link or anchor into an error.
+MKDOCS ?= $(BIN)/mkdocs
+
+$(BIN)/mkdocs: $(VENV)/.installed
+	$(BIN)/pip install --quiet 'mkdocs-material>=9.5,<10'
+
+docs: $(MKDOCS)
+	NO_MKDOCS_2_WARNING=1 $(MKDOCS) build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) $(BENCH_VENV) tokenmill-output
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(BENCH_VENV) tokenmill-output site
