@@ -116,14 +116,22 @@ def test_skip_markers_need_a_reason_and_a_block():
     assert [p.split(":")[0] for p in problems] == ["line 5", "line 9"]
 
 
-def test_every_runnable_snippet_is_found(tmp_path):
-    """A page's quick start runs: the README's `tokenmill build` lines are blocks the test runs, not skipped ones."""
+def test_the_readme_quick_start_runs_and_only_the_make_commands_are_skipped():
+    """The README's three `tokenmill build` lines are blocks the page's test runs; `make sample`/`make test` are what run the tests."""
     with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
         blocks, _ = parse_page(f.read())
     run = [b.code for b in blocks if b.lang in RUNNABLE and not b.skip]
     skipped = [b.code.strip() for b in blocks if b.skip]
     assert skipped == ["make sample", "make test"]
     assert sum("tokenmill build" in code for code in run) == 3
+
+
+def test_the_readme_links_to_pages_that_exist():
+    """The README is not part of the site, so `mkdocs --strict` does not check its links."""
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        targets = re.findall(r"\]\((?!https?://)([^)#]+)", f.read())
+    assert "docs/index.md" in targets
+    assert [t for t in targets if not os.path.isfile(os.path.join(REPO, t))] == []
 
 
 def test_the_cli_reference_is_generated_from_the_parser():
