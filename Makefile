@@ -48,7 +48,7 @@ bench: $(BENCH_VENV)/.installed
 MKDOCS ?= $(BIN)/mkdocs
 
 $(BIN)/mkdocs: $(VENV)/.installed
-	$(BIN)/pip install --quiet 'mkdocs-material>=9.5,<10'
+	$(BIN)/pip install --quiet -e '.[docs]'
 
 docs: $(MKDOCS)
 	NO_MKDOCS_2_WARNING=1 $(MKDOCS) build --strict --site-dir site
