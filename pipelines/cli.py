@@ -3,6 +3,8 @@
     tokenmill build [options] [Beam options]     build a corpus version (the sample corpus by default)
     tokenmill rebuild [options] [Beam options]   the same, only if anything changed; publish, keep the newest --keep
     tokenmill verify OUT                         check a version's files against its manifest
+    tokenmill show OUT [options]                 print examples decoded with the build's tokenizer
+    tokenmill report OUT [--html FILE]           measure the examples: a terminal table or one HTML page of plots
     tokenmill train-tokenizer [options]          train a SentencePiece model with every special token reserved
 
 Every option not listed by `tokenmill build --help` (or `rebuild --help`) is passed to Beam's
@@ -234,6 +236,39 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _show(args: argparse.Namespace) -> int:
+    from pipelines.inspect.show import show
+
+    show(args.path, args.split, args.n, args.index, args.shard, args.format, args.tokenizer, args.json)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pipelines.inspect.report import report
+
+    report(args.path, args.html, args.sample, args.format, args.tokenizer)
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    """`show` or `report`; a damaged file, a wrong tokenizer or a bad index is one line on stderr and exit 1."""
+    from pipelines.inspect.shards import BadShard
+    from pipelines.inspect.tokens import TokenizerMismatch
+
+    try:
+        return _show(args) if args.command == "show" else _report(args)
+    except (BadShard, TokenizerMismatch, IndexError, FileNotFoundError, ValueError) as e:
+        print(f"tokenmill {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `show` and `report` share: which version, which format, which tokenizer."""
+    parser.add_argument("path", metavar="OUT", help="an output root (its LATEST version) or a version directory; local or gs://.")
+    parser.add_argument("--format", default="parquet", choices=("parquet", "tfrecord"), help="which shards to read. Default: parquet.")
+    parser.add_argument("--tokenizer", metavar="MODEL", help="the SentencePiece model to decode with (its sha256 must be the manifest's). Default: the path the manifest records.")
+
+
 def _train_tokenizer(args: argparse.Namespace) -> int:
     from pipelines.build import match_inputs, write_bytes
     from pipelines.tokenizer import sample_texts, train_sentencepiece
@@ -280,6 +315,17 @@ def make_parser() -> argparse.ArgumentParser:
         description="Check every file of a version against its manifest: presence, size, sha256, example counts, TFRecord CRCs, Parquet footers. Exits 1 with a report naming each bad file.",
     )
     verify.add_argument("path", metavar="OUT", help="an output root (its LATEST version is checked) or a version directory; local or gs://.")
+    show = commands.add_parser("show", help="print examples decoded", description="Print examples of a published version decoded with the build's own tokenizer: clm pieces and document starts, BERT segments with each prediction (mask / random / kept) and the NSP/SOP label, T5/UL2 sentinels with the spans they hide, prefix | target.")
+    _add_inspect_arguments(show)
+    show.add_argument("--split", default="train", help="train or validation. Default: train.")
+    show.add_argument("-n", type=_positive_int, default=1, help="examples to print. Default: 1.")
+    show.add_argument("--index", type=int, default=0, help="the first example: its position in the split (shards in order, by the manifest's counts), or in --shard. Default: 0.")
+    show.add_argument("--shard", type=int, help="count --index inside this shard number.")
+    show.add_argument("--json", action="store_true", help="one JSON object per example (text and pieces of every part).")
+    report = commands.add_parser("report", help="measure a version: terminal table or HTML page", description="Measure the examples of a published version (padding, lengths, masks, labels, noise, denoisers, frequent tokens) beside the configured values: a table in the terminal, or with --html one self-contained HTML page of plots.")
+    _add_inspect_arguments(report)
+    report.add_argument("--html", metavar="FILE", help="write the HTML page here (needs matplotlib: pip install 'tokenmill[report]').")
+    report.add_argument("--sample", type=_positive_int, metavar="N", help="measure N examples per split spread evenly over it, not all.")
     train = commands.add_parser("train-tokenizer", help="train a SentencePiece model", description="Train a SentencePiece unigram model on a deterministic sample of the inputs, reserving every special token tokenmill uses ([CLS] [SEP] [MASK] [NLU] [NLG] [S2S] <extra_id_k>).")
     train.add_argument("--input", action="append", required=True, metavar="GLOB", help="input files, as for build (repeatable).")
     train.add_argument("--input-format", default="auto", choices=("auto",) + READ_FORMATS, help="as for build. Default: auto.")
@@ -313,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognised arguments: {' '.join(extra)}")
         if args.command == "verify":
             return _verify(args)
+        if args.command in ("show", "report"):
+            return _inspect(args)
         return _train_tokenizer(args)
     except ConfigError as e:
         print(f"tokenmill: error: {e}", file=sys.stderr)

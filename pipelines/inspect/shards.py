@@ -1,0 +1,183 @@
+"""Read a split's examples from a published version into numpy, refusing a damaged file by name.
+
+A Parquet shard is read whole and its sha256 compared with the manifest's
+before it is decoded: Parquet pages carry no checksum (tokenmill writes
+none), so a flipped byte inside a zstd page or a plain int32 value can decode
+into a wrong token id without any error, and only the manifest's hash catches
+every damaged byte; hashing costs far less than decoding. A TFRecord shard
+carries a CRC on every record, which `readers.records` checks as it streams.
+`load_shard` is the one place that switches on the format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import sys
+import time
+from typing import Any, Mapping, TextIO
+
+import numpy as np
+
+from readers.manifest import Corpus
+from schemas import Schema
+
+FORMATS = ("parquet", "tfrecord")
+
+
+class BadShard(RuntimeError):
+    """A shard file that does not match its manifest entry; the message names the file."""
+
+
+@dataclasses.dataclass
+class Rows:
+    """Examples of a split [N, length] by feature name, with where each came from (shard number, row in shard)."""
+
+    features: dict[str, np.ndarray]
+    shard: np.ndarray
+    row: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.shard.shape[0])
+
+
+def shard_entries(corpus: Corpus, split: str, fmt: str) -> list[Mapping[str, Any]]:
+    """The manifest's entries for a split's shards in one format, in shard order."""
+    if fmt not in FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    entries = sorted((s for s in corpus.manifest["shards"] if s["split"] == split and s["format"] == fmt), key=lambda s: s["shard"])
+    if not entries:
+        available = sorted({(s["split"], s["format"]) for s in corpus.manifest["shards"]})
+        raise ValueError(f"no {fmt} shards for split {split!r} (--split/--format); this version has {available}")
+    return entries
+
+
+def read_bytes(path: str) -> bytes:
+    if "://" in path:
+        import fsspec
+
+        with fsspec.open(path, "rb") as f:
+            return f.read()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def load_shard(corpus: Corpus, entry: Mapping[str, Any], fmt: str, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """One shard's examples (all, or those at `rows`); `BadShard` naming the file when it differs from the manifest."""
+    path = f"{corpus.root}/{entry['path']}"
+    try:
+        features = _parquet_shard(path, entry, corpus.schema) if fmt == "parquet" else _tfrecord_shard(path, corpus)
+    except FileNotFoundError:
+        raise BadShard(f"{path}: missing (the manifest lists it)") from None
+    count = next(iter(features.values())).shape[0]
+    if count != entry["examples"]:
+        raise BadShard(f"{path}: holds {count} examples, the manifest says {entry['examples']}")
+    if rows is None:
+        return features
+    return {name: values[rows] for name, values in features.items()}
+
+
+def _parquet_shard(path: str, entry: Mapping[str, Any], schema: Schema) -> dict[str, np.ndarray]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = read_bytes(path)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry["sha256"]:
+        raise BadShard(
+            f"{path}: damaged: its sha256 is {digest}, the manifest says {entry['sha256']} "
+            f"({len(data):,} bytes, manifest {entry['bytes']:,}); restore or rebuild this version"
+        )
+    table = pq.read_table(pa.BufferReader(data))
+    out = {}
+    for f in schema.features:
+        chunks = [chunk.flatten().to_numpy(zero_copy_only=False) for chunk in table.column(f.name).chunks]
+        flat = np.concatenate(chunks) if chunks else np.zeros(0, f.numpy_dtype)
+        out[f.name] = flat.astype(f.numpy_dtype, copy=False).reshape(-1, f.length)
+    return out
+
+
+def _tfrecord_shard(path: str, corpus: Corpus) -> dict[str, np.ndarray]:
+    from readers.records import CorruptShard, read_tfrecord
+
+    try:
+        batches = list(read_tfrecord(path, corpus.schema, corpus.tfrecord_compression))
+    except CorruptShard as e:
+        raise BadShard(f"{e}; restore or rebuild this version") from e
+    return {f.name: np.concatenate([b[f.name] for b in batches]) if batches else np.zeros((0, f.length), f.numpy_dtype) for f in corpus.schema.features}
+
+
+class Progress:
+    """A one-line bar of files and bytes read, redrawn on `stream` (stderr when it is a terminal)."""
+
+    def __init__(self, total_files: int, total_bytes: int, stream: TextIO | None):
+        self.total_files, self.total_bytes, self.stream = total_files, total_bytes, stream
+        self.files = self.bytes = 0
+        self.started = time.monotonic()
+
+    def advance(self, size: int) -> None:
+        self.files += 1
+        self.bytes += size
+        if not self.stream:
+            return
+        width = 30
+        filled = width * self.bytes // max(self.total_bytes, 1)
+        rate = self.bytes / max(time.monotonic() - self.started, 1e-6) / 1e6
+        self.stream.write(
+            f"\rreading [{'#' * filled}{'.' * (width - filled)}] {self.files}/{self.total_files} files, "
+            f"{self.bytes / 1e6:,.1f}/{self.total_bytes / 1e6:,.1f} MB, {rate:,.0f} MB/s"
+        )
+        if self.files == self.total_files:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def default_progress_stream() -> TextIO | None:
+    return sys.stderr if sys.stderr.isatty() else None
+
+
+def even_sample(total: int, n: int | None) -> np.ndarray:
+    """Indices of `n` examples spread evenly over `total` (all of them when `n` is None or at least `total`)."""
+    if n is None or n >= total:
+        return np.arange(total)
+    return np.unique(np.linspace(0, total - 1, n).round().astype(np.int64))
+
+
+def read_rows(
+    corpus: Corpus, split: str, fmt: str = "parquet", indices: np.ndarray | None = None, progress: TextIO | None = None
+) -> Rows:
+    """Examples of a split at `indices` (positions in the split, shard order; all when None), from the files that hold them."""
+    entries = shard_entries(corpus, split, fmt)
+    counts = np.array([e["examples"] for e in entries], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    indices = np.arange(starts[-1]) if indices is None else np.asarray(indices, dtype=np.int64)
+    if indices.size and (indices.min() < 0 or indices.max() >= starts[-1]):
+        raise IndexError(f"split {split!r} has {starts[-1]} examples; index {int(indices.max())} is out of range (--index)")
+    file_of = np.searchsorted(starts, indices, side="right") - 1
+    wanted = np.unique(file_of)
+    bar = Progress(int(wanted.size), int(sum(entries[i]["bytes"] for i in wanted.tolist())), progress)
+    parts, shards, rows = [], [], []
+    for i in wanted.tolist():
+        local = indices[file_of == i] - starts[i]
+        parts.append(load_shard(corpus, entries[i], fmt, local))
+        shards.append(np.full(local.size, entries[i]["shard"], dtype=np.int64))
+        rows.append(local)
+        bar.advance(entries[i]["bytes"])
+    features = {
+        f.name: np.concatenate([p[f.name] for p in parts]) if parts else np.zeros((0, f.length), f.numpy_dtype)
+        for f in corpus.schema.features
+    }
+    return Rows(features, np.concatenate(shards) if shards else np.zeros(0, np.int64), np.concatenate(rows) if rows else np.zeros(0, np.int64))
+
+
+def split_index(corpus: Corpus, split: str, fmt: str, shard: int, row: int) -> int:
+    """The position in the split of row `row` of shard `shard` (--shard with --index)."""
+    entries = shard_entries(corpus, split, fmt)
+    numbers = [e["shard"] for e in entries]
+    if shard not in numbers:
+        raise IndexError(f"split {split!r} has shards {numbers[0]}..{numbers[-1]}; no shard {shard} (--shard)")
+    position = numbers.index(shard)
+    if not 0 <= row < entries[position]["examples"]:
+        raise IndexError(f"shard {shard} of {split!r} has {entries[position]['examples']} examples; no row {row} (--index)")
+    return sum(e["examples"] for e in entries[:position]) + row
