@@ -249,7 +249,7 @@ def html_page(corpus: Corpus, measured: Mapping[str, Any], figures: list[tuple[s
     return "\n".join(parts)
 
 
-def report(path: str, html_file: str | None = None, sample: int | None = None, fmt: str = "parquet", tokenizer: str | None = None, out: TextIO = sys.stdout, progress: TextIO | None = None) -> None:
+def report(path: str, html_file: str | None = None, sample: int | None = None, fmt: str = "parquet", tokenizer: str | None = None, out: TextIO | None = None, progress: TextIO | None = None) -> None:
     """Print the table, or write the HTML page to `html_file`."""
     if html_file:
         try:
@@ -257,6 +257,7 @@ def report(path: str, html_file: str | None = None, sample: int | None = None, f
         except ImportError:
             raise ImportError(MISSING_MATPLOTLIB) from None
         matplotlib.use("Agg")
+    out = out or sys.stdout
     corpus = Corpus(path)
     measured = measure_version(corpus, sample, fmt, progress or default_progress_stream())
     if not html_file:

@@ -239,10 +239,11 @@ def show(
     fmt: str = "parquet",
     tokenizer: str | None = None,
     as_json: bool = False,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     colour: bool | None = None,
 ) -> None:
     """Print `count` examples from `index` on (inside `shard` when given), decoded."""
+    out = out or sys.stdout
     corpus = Corpus(path)
     tokens = Tokens.for_manifest(corpus.manifest, tokenizer)
     first = index if shard is None else split_index(corpus, split, fmt, shard, index)
