@@ -257,7 +257,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
     try:
         return _show(args) if args.command == "show" else _report(args)
-    except (BadShard, TokenizerMismatch, IndexError, FileNotFoundError, ValueError) as e:
+    except (BadShard, TokenizerMismatch, IndexError, FileNotFoundError, ValueError, ImportError) as e:
         print(f"tokenmill {args.command}: error: {e}", file=sys.stderr)
         return 1
 
