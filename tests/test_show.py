@@ -29,6 +29,12 @@ def decoded(version_dir: str, split: str = "train") -> list[dict]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
+def loaded(built, name: str) -> tuple[dict, Tokens, dict[str, np.ndarray], list[dict]]:
+    """A build's manifest, its tokens, its stored train examples and what `show --json` makes of them."""
+    manifest, version_dir = built[1][name]
+    return manifest, Tokens.for_manifest(manifest), read_parquet(version_dir), decoded(version_dir)
+
+
 def encode_text(sp, text: str, tokens: Tokens) -> list[int]:
     """Text with special names in it (as `show` writes them) back to ids: names by the manifest, the rest by SentencePiece."""
     names = "|".join(re.escape(n) for n in sorted(tokens.names.values(), key=len, reverse=True))
@@ -57,11 +63,7 @@ def check_text(sp, tokens: Tokens, parts: list[dict]) -> int:
 
 
 def test_clm_parts_give_back_the_row_and_mark_document_boundaries(built, sp):
-    _, builds = built
-    manifest, version_dir = builds["clm"]
-    tokens = Tokens.for_manifest(manifest)
-    stored = read_parquet(version_dir)
-    examples = decoded(version_dir)
+    manifest, tokens, stored, examples = loaded(built, "clm")
     assert len(examples) == stored["input_ids"].shape[0] == manifest["totals"]["train"]["examples"]
     parts, starts = [], 0
     for example, ids, segments in zip(examples, stored["input_ids"], stored["segment_ids"]):
@@ -79,11 +81,7 @@ def test_clm_parts_give_back_the_row_and_mark_document_boundaries(built, sp):
 
 @pytest.mark.parametrize("name", ["mlm", "mlm_nsp", "mlm_sop"])
 def test_bert_segments_are_the_row_with_masks_undone(built, sp, name):
-    _, builds = built
-    manifest, version_dir = builds[name]
-    tokens = Tokens.for_manifest(manifest)
-    stored = read_parquet(version_dir)
-    examples = decoded(version_dir)
+    manifest, tokens, stored, examples = loaded(built, name)
     mask_id = manifest["tokenizer"]["special_ids"]["[MASK]"]
     segments, kinds = [], {"mask": 0, "random": 0, "kept": 0}
     for i, example in enumerate(examples):
@@ -120,12 +118,8 @@ def test_bert_segments_are_the_row_with_masks_undone(built, sp, name):
 @pytest.mark.parametrize("name", ["span_corruption", "prefix_lm", "decoder_only", "ul2"])
 def test_denoising_sources_are_runs_of_the_corpus(built, sp, name):
     """Inputs with each sentinel's span put back (or prefix + target) are, piece after piece, the corpus's token stream."""
-    docs, builds = built
-    manifest, version_dir = builds[name]
-    tokens = Tokens.for_manifest(manifest)
-    stored = read_parquet(version_dir)
-    examples = decoded(version_dir)
-    corpus = stream(docs, sp)
+    manifest, tokens, stored, examples = loaded(built, name)
+    corpus = stream(built[0], sp)
     sources = [np.asarray(tokens.ids(e["source"]["tokens"])) for e in examples]
     starts = []
     for example, source in zip(examples, sources):
