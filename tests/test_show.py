@@ -184,16 +184,32 @@ def test_a_different_tokenizer_is_refused_naming_both_hashes(built, tmp_path, ca
     assert manifest["tokenizer"]["sha256"] in error and hashlib.sha256(other.read_bytes()).hexdigest() in error
 
 
-def test_a_flipped_byte_names_the_damaged_shard(built, tmp_path, capsys):
-    _, builds = built
-    _, version_dir = builds["span_corruption"]
+@pytest.mark.parametrize("name", ["clm", "mlm_sop", "ul2", "decoder_only"])
+def test_tfrecord_shards_show_the_same_examples(built, name):
+    version_dir = built[1][name][1]
+    for split in ("train", "validation"):
+        if not built[1][name][0]["totals"].get(split, {}).get("examples"):
+            continue
+        out = {}
+        for fmt in ("parquet", "tfrecord"):
+            out[fmt] = io.StringIO()
+            show(version_dir, split, count=10**6, fmt=fmt, as_json=True, out=out[fmt])
+        assert out["parquet"].getvalue() == out["tfrecord"].getvalue() != ""
+    picked = io.StringIO()
+    show(version_dir, index=3, count=2, fmt="tfrecord", as_json=True, out=picked)
+    assert [json.loads(line)["index"] for line in picked.getvalue().splitlines()] == [3, 4]
+
+
+@pytest.mark.parametrize("fmt, detail", [("parquet", "sha256"), ("tfrecord", "CRC")])
+def test_a_flipped_byte_names_the_damaged_shard(built, tmp_path, capsys, fmt, detail):
+    _, version_dir = built[1]["span_corruption"]
     copy = tmp_path / "copy"
     shutil.copytree(version_dir, copy)
-    victim = shard_files(str(copy), "train", "parquet")[1]
+    victim = shard_files(str(copy), "train", fmt)[1]
     data = bytearray(open(victim, "rb").read())
     data[len(data) // 2] ^= 0x01
     open(victim, "wb").write(bytes(data))
     shard = next(s for s in json.load(open(copy / "manifest.json"))["shards"] if victim.endswith(s["path"]))
-    code, printed = run_cli("show", copy, "--shard", shard["shard"])
+    code, printed = run_cli("show", copy, "--shard", shard["shard"], "--format", fmt)
     error = capsys.readouterr().err
-    assert code == 1 and victim in error and "sha256" in error and printed == ""
+    assert code == 1 and victim in error and detail in error and printed == ""

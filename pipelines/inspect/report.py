@@ -24,9 +24,10 @@ from typing import Any, Mapping, TextIO
 import numpy as np
 
 from pipelines.inspect.measure import expected, measure_split
-from pipelines.inspect.shards import default_progress_stream, even_sample, read_bytes, read_rows
+from pipelines.inspect.shards import default_progress_stream, even_sample, read_rows
 from pipelines.inspect.tokens import Tokens
 from readers.manifest import Corpus
+from readers.records import open_binary
 
 DEAD_LETTERS_SHOWN = 3
 MISSING_MATPLOTLIB = "the HTML report draws with matplotlib, which is not installed: pip install 'tokenmill[report]'"
@@ -46,7 +47,8 @@ def dead_letters(corpus: Corpus, count: int = DEAD_LETTERS_SHOWN) -> list[dict[s
     """Each dead-letter file of the manifest with its first `count` records."""
     out = []
     for entry in corpus.manifest.get("errors", []):
-        lines = read_bytes(f"{corpus.root}/{entry['path']}").decode("utf-8").splitlines()[:count]
+        with open_binary(f"{corpus.root}/{entry['path']}") as f:
+            lines = [f.readline().decode("utf-8") for _ in range(min(count, entry["records"]))]
         out.append({**entry, "examples": [json.loads(line) for line in lines if line.strip()]})
     return out
 

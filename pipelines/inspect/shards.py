@@ -20,6 +20,7 @@ from typing import Any, Mapping, TextIO
 import numpy as np
 
 from readers.manifest import Corpus
+from readers.records import CorruptShard, open_binary, read_tfrecord
 from schemas import Schema
 
 FORMATS = ("parquet", "tfrecord")
@@ -53,36 +54,24 @@ def shard_entries(corpus: Corpus, split: str, fmt: str) -> list[Mapping[str, Any
     return entries
 
 
-def read_bytes(path: str) -> bytes:
-    if "://" in path:
-        import fsspec
-
-        with fsspec.open(path, "rb") as f:
-            return f.read()
-    with open(path, "rb") as f:
-        return f.read()
-
-
 def load_shard(corpus: Corpus, entry: Mapping[str, Any], fmt: str, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """One shard's examples (all, or those at `rows`); `BadShard` naming the file when it differs from the manifest."""
     path = f"{corpus.root}/{entry['path']}"
     try:
-        features = _parquet_shard(path, entry, corpus.schema) if fmt == "parquet" else _tfrecord_shard(path, corpus)
+        if fmt == "parquet":
+            features = _parquet_shard(path, entry, corpus.schema)
+            return features if rows is None else {name: values[rows] for name, values in features.items()}
+        return _tfrecord_shard(path, entry, corpus, rows)
     except FileNotFoundError:
         raise BadShard(f"{path}: missing (the manifest lists it)") from None
-    count = next(iter(features.values())).shape[0]
-    if count != entry["examples"]:
-        raise BadShard(f"{path}: holds {count} examples, the manifest says {entry['examples']}")
-    if rows is None:
-        return features
-    return {name: values[rows] for name, values in features.items()}
 
 
 def _parquet_shard(path: str, entry: Mapping[str, Any], schema: Schema) -> dict[str, np.ndarray]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    data = read_bytes(path)
+    with open_binary(path) as f:
+        data = f.read()
     digest = hashlib.sha256(data).hexdigest()
     if digest != entry["sha256"]:
         raise BadShard(
@@ -90,6 +79,8 @@ def _parquet_shard(path: str, entry: Mapping[str, Any], schema: Schema) -> dict[
             f"({len(data):,} bytes, manifest {entry['bytes']:,}); restore or rebuild this version"
         )
     table = pq.read_table(pa.BufferReader(data))
+    if table.num_rows != entry["examples"]:
+        raise BadShard(f"{path}: holds {table.num_rows} examples, the manifest says {entry['examples']}")
     out = {}
     for f in schema.features:
         chunks = [chunk.flatten().to_numpy(zero_copy_only=False) for chunk in table.column(f.name).chunks]
@@ -98,11 +89,15 @@ def _parquet_shard(path: str, entry: Mapping[str, Any], schema: Schema) -> dict[
     return out
 
 
-def _tfrecord_shard(path: str, corpus: Corpus) -> dict[str, np.ndarray]:
-    from readers.records import CorruptShard, read_tfrecord
-
+def _tfrecord_shard(path: str, entry: Mapping[str, Any], corpus: Corpus, rows: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Every record's CRCs checked (also of the records not kept); the kept ones decoded."""
+    keep = None
+    if rows is not None:
+        keep = np.zeros(entry["examples"], dtype=bool)
+        keep[rows] = True
+    compression = "gzip" if corpus.tfrecord_compression else None
     try:
-        batches = list(read_tfrecord(path, corpus.schema, corpus.tfrecord_compression))
+        batches = list(read_tfrecord(path, corpus.schema, compression, 0, entry["examples"], keep=keep))
     except CorruptShard as e:
         raise BadShard(f"{e}; restore or rebuild this version") from e
     return {f.name: np.concatenate([b[f.name] for b in batches]) if batches else np.zeros((0, f.length), f.numpy_dtype) for f in corpus.schema.features}

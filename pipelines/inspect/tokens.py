@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from pipelines.inspect.shards import read_bytes
+from readers.records import open_binary
 from transforms.vocab import WORD_START, sentinel_piece
 
 PAD_NAME, EOS_NAME = "<pad>", "</s>"
@@ -53,7 +53,8 @@ class Tokens:
         entry = manifest["tokenizer"]
         path = override or entry["path"]
         try:
-            proto = read_bytes(path)
+            with open_binary(path) as f:
+                proto = f.read()
         except FileNotFoundError:
             raise TokenizerMismatch(f"the tokenizer {path} is not there; pass the model the version was built with as --tokenizer") from None
         digest = hashlib.sha256(proto).hexdigest()
