@@ -38,10 +38,6 @@ class Rows:
     shard: np.ndarray
     row: np.ndarray
 
-    @property
-    def size(self) -> int:
-        return int(self.shard.shape[0])
-
 
 def shard_entries(corpus: Corpus, split: str, fmt: str) -> list[Mapping[str, Any]]:
     """The manifest's entries for a split's shards in one format, in shard order."""

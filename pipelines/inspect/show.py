@@ -14,13 +14,12 @@ from typing import Any, Mapping, TextIO
 
 import numpy as np
 
+from pipelines.inspect.measure import BERT
 from pipelines.inspect.shards import read_rows, split_index
 from pipelines.inspect.tokens import Tokens
 from readers.manifest import Corpus
 from transforms.vocab import CLS, MASK, SEP, WORD_START
 
-BERT = ("mlm", "mlm_nsp", "mlm_sop")
-SPAN_OBJECTIVES = ("span_corruption", "ul2")
 LABELS = {
     "mlm_nsp": {0: "IsNext: B follows A in its document", 1: "NotNext: B is a random sentence from another document"},
     "mlm_sop": {0: "in order: B follows A", 1: "swapped: B came before A in the document"},
@@ -215,9 +214,8 @@ def render(decoded: Mapping[str, Any], manifest: Mapping[str, Any], paint: Paint
             kind = "prefix LM" if d["prefix_lm"] else f"mean span {d['mean_span']:g}, density {d['density']:g}"
             lines.append(f"denoiser {d['index']}: {d['name']} ({kind}), mode token " + paint(decoded.get("mode_token") or "none", "mode"))
         if "spans" in decoded:
-            hidden = {s["sentinel"]: s["text"] for s in decoded["spans"]}
             lines.append(paint("inputs, each sentinel with the span it hides:", "dim"))
-            lines.append("  " + _sentinels_marked(decoded["inputs"]["tokens"], hidden, paint))
+            lines.append("  " + _sentinels_marked(decoded["inputs"]["tokens"], decoded["spans"], paint))
             lines.append(paint(f"{len(decoded['spans'])} spans, {decoded['noise_tokens']} noise tokens", "dim"))
         else:
             lines.append(paint("prefix | target:", "dim"))
@@ -225,9 +223,12 @@ def render(decoded: Mapping[str, Any], manifest: Mapping[str, Any], paint: Paint
     return "\n".join(lines)
 
 
-def _sentinels_marked(pieces: list[str], hidden: Mapping[str, str], paint: Painter) -> str:
-    marks = {i: paint(p, "special") + paint(f"⟦{hidden[p]}⟧", "hidden") for i, p in enumerate(pieces) if p in hidden}
-    return _join_pieces(pieces, paint, marks)
+def _sentinels_marked(pieces: list[str], spans: list[Mapping[str, Any]], paint: Painter) -> str:
+    """Inputs with `<extra_id_k>⟦hidden text⟧` at each sentinel, spaced as the hidden span's first piece."""
+    hidden = {s["sentinel"]: s for s in spans}
+    marks = {i: paint(p, "special") + paint(f"⟦{hidden[p]['text']}⟧", "hidden") for i, p in enumerate(pieces) if p in hidden}
+    spacing = [hidden[p]["tokens"][0] if p in hidden and hidden[p]["tokens"] else p for p in pieces]
+    return _join_pieces(pieces, paint, marks, spacing)
 
 
 def show(
