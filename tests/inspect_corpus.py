@@ -78,7 +78,8 @@ def build_all(tmp_path_factory, sp) -> tuple[list[dict], dict[str, tuple[dict, s
     return docs, builds
 
 
-def stream(docs: list[dict], sp) -> np.ndarray:
-    """The token stream a one-bucket denoising build cuts into pieces: documents in key order, no separator."""
+def stream(docs: list[dict], sp, eos: int | None = None) -> np.ndarray:
+    """The token stream a one-bucket denoising build cuts into pieces: documents in key order, no separator (or `eos` after each)."""
     ordered = sorted(docs, key=lambda d: hash64(f"id:{d['id']}".encode("utf-8")))  # a document's key is "id:" + its id
-    return np.concatenate([np.asarray(sp.encode(d["text"]), dtype=np.int64) for d in ordered])
+    after = [] if eos is None else [eos]
+    return np.concatenate([np.asarray(sp.encode(d["text"]) + after, dtype=np.int64) for d in ordered])

@@ -124,7 +124,8 @@ def test_noise_density_and_span_lengths(built, name):
                 assert per["noise_density"] == pytest.approx(sum(w[0] for w in walked) / sum(w[1] for w in walked))
         assert sum(p["noise_tokens"] for p in numbers["denoisers"]) == numbers["noise_tokens"]
     if name == "decoder_only":
-        assert numbers["noise_tokens"] == int(((stored["input_ids"] != 0).sum(axis=1) - 1 - stored["prefix_length"][:, 0]).sum())
+        assert numbers["noise_tokens"] == int(((stored["input_ids"] != 0).sum(axis=1) - stored["prefix_length"][:, 0]).sum())
+        assert numbers["noise_tokens"] == int(stored["loss_mask"].sum())
 
 
 def test_clm_documents_per_row(built):

@@ -173,7 +173,7 @@ def _prefix_lm(manifest: Mapping[str, Any], features: Mapping[str, np.ndarray]) 
     """The predicted share of each piece (the target over prefix + target) and how full the rows are."""
     pad = manifest["tokenizer"]["special_ids"]["pad"]
     if "input_ids" in features:
-        raw = _body_lengths(features["input_ids"], pad, 0)
+        raw = np.count_nonzero(features["input_ids"] != pad, axis=1)  # a run of the eos-ended stream, no eos added
         target = raw - features["prefix_length"][:, 0]
         fill = {"inputs_fill": np.count_nonzero(features["input_ids"] != pad, axis=1) / features["input_ids"].shape[1]}
     else:

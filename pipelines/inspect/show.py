@@ -146,8 +146,9 @@ def _prefix(tokens: Tokens, inputs: np.ndarray, targets: np.ndarray, lead: bool)
 
 
 def _decoder_prefix(tokens: Tokens, example: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """Decoder-only layout: one row, the loss on everything after `prefix_length` (the eos included)."""
-    body, _ = _body(tokens, example["input_ids"], False)
+    """Decoder-only layout: one row, a run of the eos-ended document stream; the loss on everything after `prefix_length`."""
+    ids = np.asarray(example["input_ids"])
+    body = ids[ids != tokens.pad]
     split = int(example["prefix_length"][0])
     return {
         "prefix": tokens.describe(body[:split]),
