@@ -15,7 +15,7 @@ from typing import Any, Mapping, TextIO
 import numpy as np
 
 from pipelines.inspect.measure import BERT
-from pipelines.inspect.shards import read_rows, split_index
+from pipelines.inspect.shards import read_rows, shard_entries, split_index
 from pipelines.inspect.tokens import Tokens
 from readers.manifest import Corpus
 from transforms.vocab import CLS, MASK, SEP, WORD_START
@@ -249,7 +249,7 @@ def show(
     corpus = Corpus(path)
     tokens = Tokens.for_manifest(corpus.manifest, tokenizer)
     first = index if shard is None else split_index(corpus, split, fmt, shard, index)
-    total = corpus.num_examples(split)
+    total = sum(entry["examples"] for entry in shard_entries(corpus, split, fmt))
     positions = np.arange(first, min(first + count, total))
     if not positions.size:
         raise IndexError(f"split {split!r} has {total} examples; nothing at --index {first}")
