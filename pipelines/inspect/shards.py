@@ -144,7 +144,7 @@ def read_rows(
     starts = np.concatenate([[0], np.cumsum(counts)])
     indices = np.arange(starts[-1]) if indices is None else np.asarray(indices, dtype=np.int64)
     if indices.size and (indices.min() < 0 or indices.max() >= starts[-1]):
-        raise IndexError(f"split {split!r} has {starts[-1]} examples; index {int(indices.max())} is out of range (--index)")
+        raise IndexError(f"split {split!r} has {starts[-1]} examples (indices 0..{starts[-1] - 1}); --index is out of range")
     file_of = np.searchsorted(starts, indices, side="right") - 1
     wanted = np.unique(file_of)
     bar = Progress(int(wanted.size), int(sum(entries[i]["bytes"] for i in wanted.tolist())), progress)

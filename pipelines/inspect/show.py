@@ -126,7 +126,11 @@ def _spans(tokens: Tokens, inputs: np.ndarray, targets: np.ndarray, lead: bool) 
     target, _ = _body(tokens, targets, False)
     starts = np.flatnonzero(np.isin(target, tokens.sentinels))
     hidden = {int(target[s]): target[s + 1 : e] for s, e in zip(starts.tolist(), starts[1:].tolist() + [target.size])}
-    source = np.concatenate([hidden[int(t)] if int(t) in hidden else [t] for t in body.tolist()]).astype(np.int64) if body.size else body
+    runs, kept_from = [], 0
+    for at in np.flatnonzero(np.isin(body, tokens.sentinels)).tolist():
+        runs += [body[kept_from:at], hidden[int(body[at])]]
+        kept_from = at + 1
+    source = np.concatenate(runs + [body[kept_from:]])
     spans = [{"sentinel": tokens.names[s], **tokens.describe(span)} for s, span in hidden.items()]
     decoded = {
         "inputs": tokens.describe(body),
@@ -139,6 +143,7 @@ def _spans(tokens: Tokens, inputs: np.ndarray, targets: np.ndarray, lead: bool) 
 
 
 def _prefix(tokens: Tokens, inputs: np.ndarray, targets: np.ndarray, lead: bool) -> dict[str, Any]:
+    """Encoder-decoder prefix LM (and UL2's S-denoiser): inputs hold the prefix, targets the rest."""
     prefix, mode = _body(tokens, inputs, lead)
     target, _ = _body(tokens, targets, False)
     decoded = {"prefix": tokens.describe(prefix), "target": tokens.describe(target), "source": tokens.describe(np.concatenate([prefix, target]))}
