@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from corpus_tools import read_parquet, run_cli, shard_files
+from corpus_tools import build, read_parquet, run_cli, shard_files
 from inspect_corpus import build_all, stream
 from pipelines.inspect.show import show
 from pipelines.inspect.tokens import Tokens
@@ -214,3 +214,20 @@ def test_a_flipped_byte_names_the_damaged_shard(built, tmp_path, capsys, fmt, de
     code, printed = run_cli("show", copy, "--shard", shard["shard"], "--format", fmt)
     error = capsys.readouterr().err
     assert code == 1 and victim in error and detail in error and printed == ""
+
+
+def test_unmasked_rows_from_gzipped_tfrecords(built, tmp_path_factory):
+    corpus = tmp_path_factory.getbasetemp() / "inspect-builds" / "corpus.jsonl"
+    _, version_dir = build(tmp_path_factory.mktemp("unmasked"), "--input", corpus, "--objective", "mlm", "--seq-len", 64, "--masking", "none", "--compression", "gzip", "--num-shards", 2)
+    out = {}
+    for fmt in ("parquet", "tfrecord"):
+        out[fmt] = io.StringIO()
+        show(version_dir, count=10**6, fmt=fmt, as_json=True, out=out[fmt])
+    assert out["parquet"].getvalue() == out["tfrecord"].getvalue()
+    stored = read_parquet(version_dir)
+    tokens = Tokens.for_manifest(built[1]["mlm"][0])
+    for line, ids, mask in zip(out["parquet"].getvalue().splitlines(), stored["input_ids"], stored["input_mask"]):
+        example = json.loads(line)
+        assert example["predictions"] == [] and tokens.ids(example["input"]["tokens"]) == ids[mask > 0].tolist()
+    code, printed = run_cli("show", version_dir, "--format", "tfrecord")
+    assert code == 0 and "unmasked" in printed

@@ -211,7 +211,11 @@ def render(decoded: Mapping[str, Any], manifest: Mapping[str, Any], paint: Paint
         for name, segment in decoded["segments"].items():
             lines.append(paint(f"segment {name} (columns {segment['columns'][0]}..{segment['columns'][1]}), masks undone:", "dim"))
             lines.append("  " + segment["text"])
-        lines.append(paint(f"{len(decoded['predictions'])} predictions: {counts['mask']} [MASK], {counts['random']} random, {counts['kept']} kept; {decoded['real_tokens']} tokens, {decoded['padding']} padding", "dim"))
+        if manifest["objective"]["params"]["masking"] == "none":
+            masks = "unmasked (--masking none: the trainer masks on the fly)"
+        else:
+            masks = f"{len(decoded['predictions'])} predictions: {counts['mask']} [MASK], {counts['random']} random, {counts['kept']} kept"
+        lines.append(paint(f"{masks}; {decoded['real_tokens']} tokens, {decoded['padding']} padding", "dim"))
         if "label" in decoded:
             lines.append(f"label {decoded['label']['value']}: {decoded['label']['meaning']}")
     else:
