@@ -66,10 +66,13 @@ def summary_table(corpus: Corpus, measured: Mapping[str, Any]) -> str:
         totals = manifest["totals"][split]
         lines.append(f"\n{split}")
         lines.append(f"  {'figure':<28}{'measured':>14}{'expected':>14}")
-        recorded = {"examples": totals["examples"], "tokens": totals["tokens"], "padding_fraction": totals["padding_fraction"]}
+        # the manifest's totals: the same counts when every example is read; a sample is held only to the padding share
+        beside = {"padding_fraction": totals["padding_fraction"]}
+        if not measured["sampled"]:
+            beside.update(examples=totals["examples"], tokens=totals["tokens"])
+        beside.update((k, v) for k, v in want.items() if k != "denoisers")
         for name, value in _scalars(numbers).items():
-            target = want.get(name, recorded.get(name) if not measured["sampled"] or name == "padding_fraction" else None)
-            lines.append(f"  {name:<28}{_figure(value):>14}{_figure(target):>14}")
+            lines.append(f"  {name:<28}{_figure(value):>14}{_figure(beside.get(name)):>14}")
         lengths = numbers["real_tokens_per_example"]
         if lengths.size:
             lines.append(f"  {'real tokens per example':<28}{'min %d  median %d  max %d' % (lengths.min(), np.median(lengths), lengths.max()):>28}")
