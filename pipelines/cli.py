@@ -325,7 +325,7 @@ def make_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="measure a version: terminal table or HTML page", description="Measure the examples of a published version (padding, lengths, masks, labels, noise, denoisers, frequent tokens) beside the configured values: a table in the terminal, or with --html one self-contained HTML page of plots.")
     _add_inspect_arguments(report)
     report.add_argument("--html", metavar="FILE", help="write the HTML page here (needs matplotlib: pip install 'tokenmill[report]').")
-    report.add_argument("--sample", type=_positive_int, metavar="N", help="measure N examples per split spread evenly over it, not all (without it a split's examples are held in memory).")
+    report.add_argument("--sample", type=_positive_int, metavar="N", help="measure N examples per split spread evenly over it, not all.")
     train = commands.add_parser("train-tokenizer", help="train a SentencePiece model", description="Train a SentencePiece unigram model on a deterministic sample of the inputs, reserving every special token tokenmill uses ([CLS] [SEP] [MASK] [NLU] [NLG] [S2S] <extra_id_k>).")
     train.add_argument("--input", action="append", required=True, metavar="GLOB", help="input files, as for build (repeatable).")
     train.add_argument("--input-format", default="auto", choices=("auto",) + READ_FORMATS, help="as for build. Default: auto.")

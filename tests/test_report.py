@@ -14,6 +14,7 @@ import pytest
 
 from corpus_tools import build, read_parquet, run_cli, shard_files
 from inspect_corpus import OBJECTIVES, build_all
+from pipelines.inspect.measure import summarize, tally
 from pipelines.inspect.report import measure_version, report
 from readers.manifest import Corpus
 
@@ -224,3 +225,23 @@ def test_both_commands_take_seconds_on_the_sample_corpus(tmp_path):
         timings[name] = time.monotonic() - started
         assert code == 0
     assert max(timings.values()) < 15, timings
+
+
+@pytest.mark.parametrize("name", ["clm", "mlm_nsp", "ul2", "decoder_only"])
+def test_shard_by_shard_tallies_add_up_to_the_whole_split(built, name):
+    """The report reads a shard at a time; the merged figures are those of the split read whole."""
+    manifest, version_dir = built[1][name]
+    by_shard = measure_version(Corpus(version_dir))["splits"]["train"]
+    whole = summarize(tally(manifest, read_parquet(version_dir)))
+    assert by_shard.keys() == whole.keys()
+    for key, value in whole.items():
+        if key == "denoisers":
+            for one, other in zip(by_shard[key], value):
+                assert {k: v for k, v in one.items() if k != "span_lengths"} == {k: v for k, v in other.items() if k != "span_lengths"}
+                assert sorted(one["span_lengths"].tolist()) == sorted(other["span_lengths"].tolist())
+        elif key == "top_tokens":
+            assert [a.tolist() for a in by_shard[key]] == [a.tolist() for a in value]
+        elif isinstance(value, np.ndarray):
+            assert sorted(by_shard[key].tolist()) == sorted(value.tolist()), key
+        else:
+            assert by_shard[key] == pytest.approx(value), key

@@ -1,6 +1,9 @@
 """The numbers of `tokenmill report`, computed from the examples alone: numpy in, a dict out, no drawing.
 
-`measure_split` measures one split's examples; `expected` gives the values the
+`tally` counts one batch of examples (a shard): sums, one value per example
+or per span, token frequencies. `merge` adds tallies up, so a split is read a
+shard at a time and never held whole; `summarize` turns a tally into the
+figures (shares, fractions, means). `expected` gives the values the
 manifest's configuration promises, so the report can set each measured
 figure beside the one it should be near. The table, the HTML page and the
 tests all read the same dicts.
@@ -8,7 +11,7 @@ tests all read the same dicts.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -20,22 +23,21 @@ BERT = ("mlm", "mlm_nsp", "mlm_sop")
 TOP_TOKENS = 20
 
 
-def measure_split(manifest: Mapping[str, Any], features: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """Scalars (`examples`, `tokens`, `padding_fraction`, ...) and distributions (arrays) of one split's examples."""
+def tally(manifest: Mapping[str, Any], features: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """Sums, per-example and per-span values and token counts of a batch of examples; `merge` adds tallies up."""
     objective = manifest["objective"]["name"]
     schema = Schema.from_manifest(objective, manifest["features"])
-    ids = manifest["tokenizer"]["special_ids"]
+    pad = manifest["tokenizer"]["special_ids"]["pad"]
     counted = [f for f in schema.features if f.counts_tokens]
-    num = next(iter(features.values())).shape[0] if features else 0
-    real = {f.name: features[f.name] != ids["pad"] for f in counted}
-    tokens = int(sum(np.count_nonzero(r) for r in real.values()))
-    positions = num * sum(f.length for f in counted)
+    num = next(iter(features.values())).shape[0]
+    real = {f.name: features[f.name] != pad for f in counted}
+    values = np.concatenate([features[name][mask] for name, mask in real.items()]).astype(np.int64)
     out: dict[str, Any] = {
         "examples": int(num),
-        "tokens": tokens,
-        "padding_fraction": 1 - tokens / positions if positions else 0.0,
-        "real_tokens_per_example": sum(np.count_nonzero(r, axis=1) for r in real.values()) if num else np.zeros(0, np.int64),
-        "top_tokens": _top_tokens(features, real),
+        "tokens": int(values.size),
+        "positions": num * sum(f.length for f in counted),
+        "real_tokens_per_example": sum(np.count_nonzero(r, axis=1) for r in real.values()),
+        "token_counts": np.bincount(values),
     }
     if not num:
         return out
@@ -50,10 +52,68 @@ def measure_split(manifest: Mapping[str, Any], features: Mapping[str, np.ndarray
     return out
 
 
-def _top_tokens(features: Mapping[str, np.ndarray], real: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The most frequent ids over the token features (padding left out), and their counts."""
-    values = np.concatenate([features[name][mask] for name, mask in real.items()]) if real else np.zeros(0, np.int64)
-    counts = np.bincount(values.astype(np.int64)) if values.size else np.zeros(0, np.int64)
+def merge(tallies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Tallies added up: numbers summed, arrays joined (token counts summed), per-denoiser tallies merged in turn."""
+    out: dict[str, Any] = {}
+    for key in dict.fromkeys(k for t in tallies for k in t):
+        parts = [t[key] for t in tallies if key in t]
+        if key == "token_counts":
+            counts = np.zeros(max(p.size for p in parts), dtype=np.int64)
+            for p in parts:
+                counts[: p.size] += p
+            out[key] = counts
+        elif isinstance(parts[0], np.ndarray):
+            out[key] = np.concatenate(parts)
+        elif isinstance(parts[0], list):
+            out[key] = [merge(group) for group in zip(*parts)]
+        else:
+            out[key] = sum(parts)
+    return out
+
+
+def summarize(counts: Mapping[str, Any]) -> dict[str, Any]:
+    """The figures of a split from its tally: what the table prints (numbers) and the plots draw (arrays)."""
+    out: dict[str, Any] = {
+        "examples": counts["examples"],
+        "tokens": counts["tokens"],
+        "padding_fraction": 1 - counts["tokens"] / counts["positions"] if counts["positions"] else 0.0,
+        "real_tokens_per_example": counts["real_tokens_per_example"],
+        "top_tokens": _top_tokens(counts["token_counts"]),
+    }
+    hidden = {"positions", "token_counts", "label_1", "predicted", "mask_count", "random_count", "kept_count", "denoisers"}
+    out.update((k, v) for k, v in counts.items() if k not in out and k not in hidden)
+    if "documents_per_row" in counts:
+        out["mean_documents_per_row"] = float(counts["documents_per_row"].mean())
+    if "label_1" in counts:
+        out["label_1_share"] = counts["label_1"] / counts["examples"]
+    if "predicted" in counts:
+        total = max(counts["predicted"], 1)
+        out["masked_fraction"] = counts["predicted"] / counts["tokens"]
+        out.update({f"{kind}_share": counts[f"{kind}_count"] / total for kind in ("mask", "random", "kept")})
+    if "noise_tokens" in counts:
+        out.update(_noise_figures(counts))
+    if "denoisers" in counts:
+        out["denoisers"] = [
+            {"examples": d["examples"], "share": d["examples"] / max(counts["examples"], 1), **_noise_figures(d)}
+            for d in counts["denoisers"]
+        ]
+    return out
+
+
+def _noise_figures(counts: Mapping[str, Any]) -> dict[str, Any]:
+    figures = {
+        "noise_tokens": counts["noise_tokens"],
+        "raw_tokens": counts["raw_tokens"],
+        "noise_density": counts["noise_tokens"] / max(counts["raw_tokens"], 1),
+    }
+    if "span_lengths" in counts:
+        spans = counts["span_lengths"]
+        figures.update(span_lengths=spans, mean_span_length=float(spans.mean()) if spans.size else None)
+    return figures
+
+
+def _top_tokens(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The most frequent ids (padding is never counted) and their counts."""
     top = np.argsort(-counts, kind="stable")[:TOP_TOKENS]
     top = top[counts[top] > 0]
     return top, counts[top]
@@ -64,8 +124,7 @@ def _clm(features: Mapping[str, np.ndarray]) -> dict[str, Any]:
     row_length = segments.shape[1]
     key = (np.arange(segments.shape[0])[:, None] * (row_length + 1) + segments)[segments > 0]
     _, piece_lengths = np.unique(key, return_counts=True)
-    documents = segments.max(axis=1)
-    return {"documents_per_row": documents, "piece_lengths": piece_lengths, "mean_documents_per_row": float(documents.mean())}
+    return {"documents_per_row": segments.max(axis=1), "piece_lengths": piece_lengths}
 
 
 def _bert(manifest: Mapping[str, Any], features: Mapping[str, np.ndarray]) -> dict[str, Any]:
@@ -78,25 +137,23 @@ def _bert(manifest: Mapping[str, Any], features: Mapping[str, np.ndarray]) -> di
     if "next_sentence_labels" in features:
         out["length_a"] = np.count_nonzero(mask & (segment == 0), axis=1) - 2  # less [CLS] and its [SEP]
         out["length_b"] = np.count_nonzero(mask & (segment == 1), axis=1) - 1
-        out["label_1_share"] = float(features["next_sentence_labels"][:, 0].mean())
+        out["label_1"] = int(features["next_sentence_labels"][:, 0].sum())
     else:
         out["length_a"] = real - 2
     if "masked_lm_positions" in features:
         used = features["masked_lm_weights"] > 0
         shown = np.take_along_axis(features["input_ids"], features["masked_lm_positions"], axis=1)[used]
         original = features["masked_lm_ids"][used]
-        predictions = np.count_nonzero(used, axis=1)
-        total = max(int(used.sum()), 1)
         is_mask = shown == special["[MASK]"]
         is_kept = ~is_mask & (shown == original)
         out.update(
             {
-                "predictions_per_example": predictions,
+                "predictions_per_example": np.count_nonzero(used, axis=1),
                 "expected_predictions_per_example": num_to_predict(real, params["masked_lm_prob"], params["max_predictions"]),
-                "masked_fraction": float(predictions.sum() / real.sum()),
-                "mask_share": float(is_mask.sum() / total),
-                "random_share": float((~is_mask & ~is_kept).sum() / total),
-                "kept_share": float(is_kept.sum() / total),
+                "predicted": int(used.sum()),
+                "mask_count": int(is_mask.sum()),
+                "random_count": int((~is_mask & ~is_kept).sum()),
+                "kept_count": int(is_kept.sum()),
             }
         )
     return out
@@ -122,9 +179,8 @@ def _span_lengths(targets: np.ndarray, sentinels: np.ndarray, pad: int) -> tuple
     return lengths, flat[:-1][starts] // width, np.count_nonzero(is_sentinel, axis=1)
 
 
-def _noise(lengths_in: np.ndarray, noise: np.ndarray, sentinels_in: np.ndarray) -> dict[str, Any]:
-    raw = lengths_in - sentinels_in + noise
-    return {"noise_tokens": int(noise.sum()), "raw_tokens": int(raw.sum()), "noise_density": float(noise.sum() / max(raw.sum(), 1))}
+def _noise(lengths_in: np.ndarray, noise: np.ndarray, sentinels_in: np.ndarray) -> dict[str, int]:
+    return {"noise_tokens": int(noise.sum()), "raw_tokens": int((lengths_in - sentinels_in + noise).sum())}
 
 
 def _denoising(manifest: Mapping[str, Any], features: Mapping[str, np.ndarray]) -> dict[str, Any]:
@@ -147,7 +203,6 @@ def _denoising(manifest: Mapping[str, Any], features: Mapping[str, np.ndarray]) 
     out = {
         **_noise(lengths_in, noise, sentinels_in),
         "span_lengths": span_lengths,
-        "mean_span_length": float(span_lengths.mean()) if span_lengths.size else 0.0,
         "inputs_fill": np.count_nonzero(inputs != pad, axis=1) / inputs.shape[1],
         "targets_fill": np.count_nonzero(targets != pad, axis=1) / targets.shape[1],
     }
@@ -156,15 +211,7 @@ def _denoising(manifest: Mapping[str, Any], features: Mapping[str, np.ndarray]) 
         for index in range(len(params["denoisers"])):
             rows = denoiser == index
             spans = span_lengths[rows[span_row]]
-            per.append(
-                {
-                    "examples": int(rows.sum()),
-                    "share": float(rows.mean()),
-                    **_noise(lengths_in[rows], noise[rows], sentinels_in[rows]),
-                    "span_lengths": spans,
-                    "mean_span_length": float(spans.mean()) if spans.size else None,
-                }
-            )
+            per.append({"examples": int(rows.sum()), **_noise(lengths_in[rows], noise[rows], sentinels_in[rows]), "span_lengths": spans})
         out["denoisers"] = per
     return out
 
@@ -183,13 +230,7 @@ def _prefix_lm(manifest: Mapping[str, Any], features: Mapping[str, np.ndarray]) 
             "inputs_fill": np.count_nonzero(features["inputs"] != pad, axis=1) / features["inputs"].shape[1],
             "targets_fill": np.count_nonzero(features["targets"] != pad, axis=1) / features["targets"].shape[1],
         }
-    return {
-        "noise_tokens": int(target.sum()),
-        "raw_tokens": int(raw.sum()),
-        "noise_density": float(target.sum() / max(raw.sum(), 1)),
-        "target_share": target / np.maximum(raw, 1),
-        **fill,
-    }
+    return {"noise_tokens": int(target.sum()), "raw_tokens": int(raw.sum()), "target_share": target / np.maximum(raw, 1), **fill}
 
 
 def expected(manifest: Mapping[str, Any]) -> dict[str, Any]:

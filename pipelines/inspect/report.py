@@ -23,8 +23,8 @@ from typing import Any, Mapping, TextIO
 
 import numpy as np
 
-from pipelines.inspect.measure import expected, measure_split
-from pipelines.inspect.shards import default_progress_stream, even_sample, read_rows
+from pipelines.inspect.measure import expected, merge, summarize, tally
+from pipelines.inspect.shards import default_progress_stream, even_sample, iter_shards
 from pipelines.inspect.tokens import Tokens
 from readers.manifest import Corpus
 from readers.records import open_binary
@@ -34,12 +34,13 @@ MISSING_MATPLOTLIB = "the HTML report draws with matplotlib, which is not instal
 
 
 def measure_version(corpus: Corpus, sample: int | None = None, fmt: str = "parquet", progress: TextIO | None = None) -> dict[str, Any]:
-    """Every split measured (all its examples, or `sample` spread evenly), with the expected values and the manifest's totals."""
+    """Every split measured a shard at a time (all its examples, or `sample` spread evenly), with the expected values."""
+    empty = {f.name: np.zeros((0, f.length), f.numpy_dtype) for f in corpus.schema.features}
     splits = {}
     for split in corpus.manifest["totals"]:
         indices = even_sample(corpus.num_examples(split), sample)
-        rows = read_rows(corpus, split, fmt, indices, progress)
-        splits[split] = measure_split(corpus.manifest, rows.features)
+        tallies = [tally(corpus.manifest, features) for _, _, features in iter_shards(corpus, split, fmt, indices, progress)]
+        splits[split] = summarize(merge(tallies or [tally(corpus.manifest, empty)]))
     return {"splits": splits, "expected": expected(corpus.manifest), "sampled": sample is not None}
 
 

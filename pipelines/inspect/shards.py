@@ -15,7 +15,7 @@ import dataclasses
 import hashlib
 import sys
 import time
-from typing import Any, Mapping, TextIO
+from typing import Any, Iterator, Mapping, TextIO
 
 import numpy as np
 
@@ -135,10 +135,11 @@ def even_sample(total: int, n: int | None) -> np.ndarray:
     return np.unique(np.linspace(0, total - 1, n).round().astype(np.int64))
 
 
-def read_rows(
+def iter_shards(
     corpus: Corpus, split: str, fmt: str = "parquet", indices: np.ndarray | None = None, progress: TextIO | None = None
-) -> Rows:
-    """Examples of a split at `indices` (positions in the split, shard order; all when None), from the files that hold them."""
+) -> Iterator[tuple[int, np.ndarray, dict[str, np.ndarray]]]:
+    """(shard number, rows in it, their features) for each file holding examples at `indices`
+    (positions in the split, shards in order; all when None), one file at a time."""
     entries = shard_entries(corpus, split, fmt)
     counts = np.array([e["examples"] for e in entries], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(counts)])
@@ -148,13 +149,22 @@ def read_rows(
     file_of = np.searchsorted(starts, indices, side="right") - 1
     wanted = np.unique(file_of)
     bar = Progress(int(wanted.size), int(sum(entries[i]["bytes"] for i in wanted.tolist())), progress)
-    parts, shards, rows = [], [], []
     for i in wanted.tolist():
         local = indices[file_of == i] - starts[i]
-        parts.append(load_shard(corpus, entries[i], fmt, local))
-        shards.append(np.full(local.size, entries[i]["shard"], dtype=np.int64))
-        rows.append(local)
+        features = load_shard(corpus, entries[i], fmt, local)
         bar.advance(entries[i]["bytes"])
+        yield entries[i]["shard"], local, features
+
+
+def read_rows(
+    corpus: Corpus, split: str, fmt: str = "parquet", indices: np.ndarray | None = None, progress: TextIO | None = None
+) -> Rows:
+    """Examples of a split at `indices` (as `iter_shards`), all in memory."""
+    parts, shards, rows = [], [], []
+    for shard, local, features in iter_shards(corpus, split, fmt, indices, progress):
+        parts.append(features)
+        shards.append(np.full(local.size, shard, dtype=np.int64))
+        rows.append(local)
     features = {
         f.name: np.concatenate([p[f.name] for p in parts]) if parts else np.zeros((0, f.length), f.numpy_dtype)
         for f in corpus.schema.features
