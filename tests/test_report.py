@@ -224,7 +224,7 @@ def test_both_commands_take_seconds_on_the_sample_corpus(tmp_path):
         code, _ = run_cli(*args)
         timings[name] = time.monotonic() - started
         assert code == 0
-    assert max(timings.values()) < 15, timings
+    assert max(timings.values()) < 30, timings  # seconds each on an idle machine; the bound leaves room for a busy one
 
 
 @pytest.mark.parametrize("name", ["clm", "mlm_nsp", "ul2", "decoder_only"])
