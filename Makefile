@@ -7,7 +7,7 @@ AIRFLOW_VENV := .venv-airflow
 # The benchmark measures the plain install (what `make sample` users have), not the test extras.
 BENCH_VENV := .venv-bench
 
-.PHONY: sample test bench docs clean
+.PHONY: sample test bench docs clean report-sample
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,3 +55,8 @@ docs: $(MKDOCS)
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) $(BENCH_VENV) tokenmill-output site
+
+# The report plot in the docs, from a fresh build of the sample corpus.
+report-sample: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[report]'
+	$(BIN)/python -m pipelines.inspect.report --sample-png docs/report-sample.png
