@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Mapping
+import itertools
+from typing import Hashable, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import apache_beam as beam
 import numpy as np
@@ -13,9 +14,10 @@ from transforms.counters import emit_counters
 from transforms.documents import DocBatch
 from transforms.keys import example_keys, grouped_order, is_validation, name_code, rng_for
 from transforms.objectives.base import Objective
-from transforms.transit import HeldByKey, store
+from transforms.transit import HeldByKey, Stored, store
 
 TRAIN, VALIDATION = "train", "validation"
+SLICE_BYTES = 1 << 20  # a shard's writer holds one slice of each run it merges
 
 
 @dataclasses.dataclass
@@ -48,18 +50,99 @@ class KeyedExamples:
         """Examples start to stop, as views."""
         return KeyedExamples(self.keys[start:stop], {k: v[start:stop] for k, v in self.features.items()})
 
-    @staticmethod
-    def concat_sorted(parts: Iterable["KeyedExamples"], names: list[str]) -> "KeyedExamples":
-        """All parts in key order: the same order whatever order the parts arrive in."""
-        parts = [p for p in parts if p.keys.size]
-        if not parts:
-            return KeyedExamples(np.zeros(0, np.uint64), {})
-        merged = KeyedExamples.concat(parts)
-        order = np.argsort(merged.keys, kind="stable")
-        keys = merged.keys[order]
+    def in_key_order(self) -> "KeyedExamples":
+        """The same examples in key order (the order a shard holds them in)."""
+        return self.take(np.argsort(self.keys, kind="stable"))
+
+    def slices(self, rows: int) -> Iterator["KeyedExamples"]:
+        """Consecutive pieces of at most `rows` examples (views), none empty."""
+        for start in range(0, self.keys.size, rows):
+            yield self.slice(start, start + rows)
+
+
+def in_pieces_of(rows: int, batches: Iterable[KeyedExamples]) -> Iterator[KeyedExamples]:
+    """The same examples in the same order, in pieces of exactly `rows` (the last may be shorter).
+
+    A shard's bytes depend on where its chunks and row groups start, so the
+    writers cut the merged stream at fixed counts, wherever its batches end.
+    """
+    pending: list[KeyedExamples] = []
+    held = 0
+    for batch in batches:
+        start = 0
+        while start < batch.keys.size:
+            take = min(rows - held, batch.keys.size - start)
+            pending.append(batch.slice(start, start + take))
+            held, start = held + take, start + take
+            if held == rows:
+                yield KeyedExamples.concat(pending) if len(pending) > 1 else pending[0]
+                pending, held = [], 0
+    if held:
+        yield KeyedExamples.concat(pending) if len(pending) > 1 else pending[0]
+
+
+def store_runs(directory: str, parts: Iterable[tuple[Hashable, KeyedExamples]], slice_bytes: int = SLICE_BYTES) -> list[tuple[Hashable, list[Stored]]]:
+    """Each part put in key order and stored in slices of about `slice_bytes`: one sorted run per key, as `merge_sorted` reads it.
+
+    The parts' keys must be distinct (as `HeldByKey.drain` gives them).
+    """
+
+    def slices():
+        for key, part in parts:
+            ordered = part.in_key_order()
+            row_bytes = max(1, ordered.nbytes // max(1, ordered.keys.size))
+            for piece in ordered.slices(max(1, slice_bytes // row_bytes)):
+                yield key, piece
+
+    return [(key, [s for _, s in group]) for key, group in itertools.groupby(store(directory, slices()), key=lambda ks: ks[0])]
+
+
+class Unpackable(Protocol):
+    def unpack(self) -> KeyedExamples: ...
+
+
+def merge_sorted(runs: Sequence[Sequence[Unpackable]]) -> Iterator[KeyedExamples]:
+    """The examples of sorted runs (each a sequence of slices in key order), in key order, a batch at a time.
+
+    Only one slice of each run is unpacked at a time, so memory is bounded by
+    (runs x slice) however long the runs are. Each round emits every held
+    example up to the smallest last key among the runs that still have
+    slices to come (nothing later can sort before it) and unpacks the next
+    slice of each run it used up. The result depends only on the examples,
+    not on how they are cut into runs and slices.
+    """
+    position = [0] * len(runs)
+    held: dict[int, KeyedExamples] = {}
+
+    def advance(i: int) -> None:
+        if position[i] < len(runs[i]):
+            held[i] = runs[i][position[i]].unpack()
+            position[i] += 1
+        else:
+            held.pop(i, None)
+
+    for i in range(len(runs)):
+        advance(i)
+    last = None
+    while held:
+        pending = [held[i].keys[-1] for i in held if position[i] < len(runs[i])]
+        frontier = min(pending) if pending else None
+        taken = []
+        for i in sorted(held):
+            part = held[i]
+            cut = part.keys.size if frontier is None else int(np.searchsorted(part.keys, frontier, side="right"))
+            if cut:
+                taken.append(part.slice(0, cut))
+            if cut == part.keys.size:
+                advance(i)
+            else:
+                held[i] = part.slice(cut, part.keys.size)
+        batch = KeyedExamples.concat(taken).in_key_order() if len(taken) > 1 else taken[0]
+        keys = batch.keys if last is None else np.r_[last, batch.keys]
         if np.any(keys[1:] == keys[:-1]):
             raise ValueError("duplicate example keys: two buckets produced the same key")
-        return KeyedExamples(keys, {n: merged.features[n][order] for n in names})
+        last = batch.keys[-1]
+        yield batch
 
 
 def build_bucket(objective: Objective, seed: int, split: str, bucket: int, docs: DocBatch):
@@ -80,19 +163,20 @@ def split_documents(docs: DocBatch, validation_fraction: float) -> dict[str, Doc
 
 
 class MakeExamples(beam.DoFn):
-    """(bucket, [Stored DocBatch]) in; ((split, shard), Stored KeyedExamples) out, held to a few large elements per shard.
+    """(bucket, [Stored DocBatch]) in; ((split, shard), sorted run of Stored KeyedExamples) out, held to a few large elements per shard.
 
     A bucket carries both splits, so buckets stay equal in size (runners that
     deal whole keys to workers stay balanced); each split's documents make
     examples on their own, so a random next sentence never crosses splits.
     """
 
-    def __init__(self, objective: Objective, seed: int, validation_fraction: float, num_shards: Mapping[str, int], transit_dir: str):
+    def __init__(self, objective: Objective, seed: int, validation_fraction: float, num_shards: Mapping[str, int], transit_dir: str, slice_bytes: int = SLICE_BYTES):
         self._objective = objective
         self._seed = seed
         self._validation_fraction = validation_fraction
         self._num_shards = dict(num_shards)
         self._transit_dir = transit_dir
+        self._slice_bytes = slice_bytes
 
     def start_bundle(self):
         self._held = HeldByKey(KeyedExamples.concat)
@@ -109,8 +193,8 @@ class MakeExamples(beam.DoFn):
             order, groups = grouped_order(examples.keys % np.uint64(self._num_shards[split]))
             grouped = examples.take(order)
             for s, start, stop in groups:
-                yield from store(self._transit_dir, self._held.add((split, s), grouped.slice(start, stop)))
+                yield from store_runs(self._transit_dir, self._held.add((split, s), grouped.slice(start, stop)), self._slice_bytes)
 
     def finish_bundle(self):
-        for key_and_stored in store(self._transit_dir, self._held.drain()):
-            yield GlobalWindows.windowed_value(key_and_stored)
+        for key_and_run in store_runs(self._transit_dir, self._held.drain(), self._slice_bytes):
+            yield GlobalWindows.windowed_value(key_and_run)

@@ -99,21 +99,28 @@ class Stored:
 
 
 def store(directory: str, parts: Iterable[tuple[Hashable, ArrayBundle]]) -> list[tuple[Hashable, Stored]]:
-    """Pack `parts` into one new transit file in `directory`; a reference to each, with its key (no file if no parts)."""
+    """Pack `parts` into one new transit file in `directory`; a reference to each, with its key (no file if no parts).
+
+    Each part is compressed and written before the next is taken, so a long
+    iterable of parts (a merged run) never waits in memory whole.
+    """
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
-    packed = [(key, type(part), pack_arrays(part.to_arrays())) for key, part in parts]
-    if not packed:
-        return []
     path = f"{directory.rstrip('/')}/{TRANSIT_PREFIX}{uuid.uuid4().hex}"
-    stored, offset = [], 0
-    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
-        for key, kind, arrays in packed:
+    stored, offset, out = [], 0, None
+    try:
+        for key, part in parts:
+            arrays = pack_arrays(part.to_arrays())
+            if out is None:
+                out = FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
             for *_, data in arrays:
                 out.write(data)
-            stored.append((key, Stored(kind, path, offset, [(*meta, len(data)) for *meta, data in arrays])))
+            stored.append((key, Stored(type(part), path, offset, [(*meta, len(data)) for *meta, data in arrays])))
             offset += stored[-1][1].nbytes
+    finally:
+        if out is not None:
+            out.close()
     return stored
 
 

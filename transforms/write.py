@@ -12,19 +12,22 @@ import hashlib
 import json
 import uuid
 import zlib
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import apache_beam as beam
 import numpy as np
 
 from schemas import Schema
 from transforms.codec import arrow_table, frame_tfrecords, serialize_examples
-from transforms.examples import KeyedExamples
+from transforms.examples import SLICE_BYTES, KeyedExamples, in_pieces_of, merge_sorted
 from transforms.read import DeadLetter
+from transforms.transit import Stored, store
 
 FORMATS = ("tfrecord", "parquet")
 TFRECORD_COMPRESSIONS = ("none", "gzip")
-_CHUNK = 2048
+_CHUNK = 2048  # examples per TFRecord chunk
+FAN_IN = 64  # runs a shard's writer merges at once
+PARQUET_FLUSH_BYTES = 32 << 20  # a few row groups
 
 
 def shard_name(objective: str, shard: int, num_shards: int, fmt: str, compression: str = "none") -> str:
@@ -54,40 +57,67 @@ def write_atomically(path: str, chunks: Iterable[bytes]) -> dict:
     return {"bytes": size, "sha256": digest.hexdigest()}
 
 
-def _tfrecord_chunks(examples: KeyedExamples, schema: Schema, compression: str) -> Iterable[bytes]:
+def _tfrecord_chunks(chunks: Iterable[KeyedExamples], schema: Schema, compression: str) -> Iterable[bytes]:
+    """A TFRecord file's bytes, a chunk of examples at a time."""
     compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if compression == "gzip" else None  # gzip, mtime 0
-    n = examples.keys.shape[0]
-    for start in range(0, n, _CHUNK):
-        part = {k: v[start : start + _CHUNK] for k, v in examples.features.items()}
-        framed = frame_tfrecords(serialize_examples(part, schema))
+    for chunk in chunks:
+        framed = frame_tfrecords(serialize_examples(chunk.features, schema))
         yield compressor.compress(framed) if compressor else framed
     if compressor:
         yield compressor.flush()
 
 
-def _parquet_bytes(examples: KeyedExamples, schema: Schema):
-    """The whole Parquet file in memory (row groups of about 8 MiB), written out in one call.
+def parquet_rows_per_group(schema: Schema) -> int:
+    """Rows in a Parquet row group: about 8 MiB of values."""
+    return max(1, (8 << 20) // sum(f.length * 4 for f in schema.features))
 
-    Letting pyarrow write page by page through a Python file object costs
-    more than the encoding itself.
+
+class _Collected:
+    """A write-only file object that keeps what pyarrow writes until it is taken."""
+
+    closed = False
+
+    def __init__(self):
+        self._pieces: list[bytes] = []
+        self.size = self._position = 0
+
+    def write(self, data) -> int:
+        self._pieces.append(bytes(data))
+        self.size += len(data)
+        self._position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._position
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def take(self) -> bytes:
+        data, self._pieces, self.size = b"".join(self._pieces), [], 0
+        return data
+
+
+def _parquet_chunks(groups: Iterable[KeyedExamples], schema: Schema) -> Iterable[bytes]:
+    """A Parquet file's bytes, a few row groups at a time (a row group per element of `groups`, each at most `parquet_rows_per_group`).
+
+    pyarrow writes each row group into memory, and the bytes leave in pieces
+    of a few row groups: letting pyarrow write page by page through Beam's
+    file object costs more than the encoding itself.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    row_bytes = sum(f.length * 4 for f in schema.features)
-    rows_per_group = max(1, (8 << 20) // row_bytes)
-    sink = pa.BufferOutputStream()
+    sink = _Collected()
     # No dictionaries (token ids are not repetitive enough) and no column statistics (min/max of token ids help no reader).
     with pq.ParquetWriter(sink, schema.arrow_schema(), compression="zstd", use_dictionary=False, write_statistics=False) as writer:
-        n = examples.keys.shape[0]
-        for start in range(0, n, rows_per_group):
-            part = {k: v[start : start + rows_per_group] for k, v in examples.features.items()}
-            writer.write_table(arrow_table(part, schema), row_group_size=rows_per_group)
-    return sink.getvalue()
-
-
-def empty_features(schema: Schema) -> dict[str, np.ndarray]:
-    return {f.name: np.zeros((0, f.length), dtype=f.numpy_dtype) for f in schema.features}
+        for group in groups:
+            writer.write_table(arrow_table(group.features, schema), row_group_size=parquet_rows_per_group(schema))
+            if sink.size >= PARQUET_FLUSH_BYTES:
+                yield sink.take()
+    yield sink.take()
 
 
 def count_tokens(features: Mapping[str, np.ndarray], schema: Schema, pad: int) -> int:
@@ -95,37 +125,73 @@ def count_tokens(features: Mapping[str, np.ndarray], schema: Schema, pad: int) -
 
 
 class WriteShard(beam.DoFn):
-    """((split, shard), [Stored KeyedExamples]) in; one stats dict per format written out."""
+    """((split, shard), [sorted run of Stored KeyedExamples]) in; one stats dict per format written out.
 
-    def __init__(self, schema: Schema, version_dir: str, formats: tuple[str, ...], compression: str, num_shards: Mapping[str, int], pad: int):
+    The runs are merged by key as the file is written (`merge_sorted`), so a
+    writer holds one slice of each run and one output buffer, never the
+    shard: at most `fan_in` runs are merged at once, and a shard with more
+    is first merged `fan_in` runs at a time into longer runs, stored in
+    transit like the parts were (a round per factor of `fan_in`). Each format
+    is written in a pass of its own over the runs.
+    """
+
+    def __init__(
+        self,
+        schema: Schema,
+        version_dir: str,
+        formats: tuple[str, ...],
+        compression: str,
+        num_shards: Mapping[str, int],
+        pad: int,
+        slice_bytes: int = SLICE_BYTES,
+        fan_in: int = FAN_IN,
+    ):
         self._schema = schema
         self._version_dir = version_dir
         self._formats = formats
         self._compression = compression
         self._num_shards = dict(num_shards)
         self._pad = pad
+        self._slice_bytes = slice_bytes
+        self._fan_in = fan_in
 
     def process(self, element):
-        (split, shard), parts = element
-        yield from self.write(split, shard, KeyedExamples.concat_sorted((p.unpack() for p in parts), self._schema.names))
+        (split, shard), runs = element
+        yield from self.write(split, shard, self._at_most_fan_in(list(runs)))
 
-    def write(self, split: str, shard: int, examples: KeyedExamples):
-        if not examples.features:
-            examples = KeyedExamples(examples.keys, empty_features(self._schema))
-        stats = {
-            "split": split,
-            "shard": shard,
-            "examples": int(examples.keys.size),
-            "tokens": count_tokens(examples.features, self._schema, self._pad),
-        }
-        for fmt in self._formats:
+    def _at_most_fan_in(self, runs: list[Sequence[Stored]]) -> list[Sequence[Stored]]:
+        while len(runs) > self._fan_in:
+            runs = [self._stored_run(merge_sorted(runs[i : i + self._fan_in])) for i in range(0, len(runs), self._fan_in)]
+        return runs
+
+    def _stored_run(self, batches: Iterable[KeyedExamples]) -> list[Stored]:
+        row_bytes = 8 + sum(f.length * np.dtype(f.numpy_dtype).itemsize for f in self._schema.features)
+        pieces = in_pieces_of(max(1, self._slice_bytes // row_bytes), batches)
+        return [stored for _, stored in store(self._version_dir, ((None, piece) for piece in pieces))]
+
+    def write(self, split: str, shard: int, runs: list[Sequence[Stored]]):
+        stats = {"split": split, "shard": shard, "examples": 0, "tokens": 0}
+
+        def counted(batches: Iterable[KeyedExamples]) -> Iterator[KeyedExamples]:
+            for batch in batches:
+                stats["examples"] += batch.keys.size
+                stats["tokens"] += count_tokens(batch.features, self._schema, self._pad)
+                yield batch
+
+        written = []
+        for i, fmt in enumerate(self._formats):
+            merged = merge_sorted(runs)
+            if i == 0:
+                merged = counted(merged)
             relative = f"{split}/{shard_name(self._schema.objective, shard, self._num_shards[split], fmt, self._compression)}"
             path = join(self._version_dir, relative)
             if fmt == "tfrecord":
-                written = write_atomically(path, _tfrecord_chunks(examples, self._schema, self._compression))
+                chunks = _tfrecord_chunks(in_pieces_of(_CHUNK, merged), self._schema, self._compression)
             else:
-                written = write_atomically(path, [_parquet_bytes(examples, self._schema)])
-            yield {"path": relative, "format": fmt, **stats, **written}
+                chunks = _parquet_chunks(in_pieces_of(parquet_rows_per_group(self._schema), merged), self._schema)
+            written.append((relative, fmt, write_atomically(path, chunks)))
+        for relative, fmt, file_stats in written:
+            yield {"path": relative, "format": fmt, **stats, **file_stats}
 
 
 class WriteEmptyShards(WriteShard):
@@ -140,7 +206,7 @@ class WriteEmptyShards(WriteShard):
     def process(self, key, written):
         split, shard = key
         if (split, shard) not in {(s["split"], s["shard"]) for s in written}:
-            yield from self.write(split, shard, KeyedExamples(np.zeros(0, np.uint64), {}))
+            yield from self.write(split, shard, [])
 
 
 class WriteDeadLetters(beam.DoFn):
