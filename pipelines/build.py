@@ -171,7 +171,9 @@ def plan_build(config: BuildConfig) -> BuildPlan:
 
     tokenizer_sha = hashlib.sha256(model_proto).hexdigest()
     code = code_version()
-    num_buckets = config.buckets_for(sum(f["size"] for f in inputs))
+    input_bytes = sum(f["size"] for f in inputs)
+    num_buckets = config.buckets_for(input_bytes)
+    num_shards = config.shard_counts(input_bytes)
     fingerprint = hashlib.sha256(
         json.dumps(
             {
@@ -180,6 +182,7 @@ def plan_build(config: BuildConfig) -> BuildPlan:
                 "config": config.fingerprint_fields(),
                 "objective": objective.params(),
                 "num_buckets": num_buckets,
+                "num_shards": num_shards,
                 "code": code["source_sha256"],
             },
             sort_keys=True,
@@ -199,7 +202,7 @@ def plan_build(config: BuildConfig) -> BuildPlan:
         inputs=inputs,
         ranges=ranges,
         num_buckets=num_buckets,
-        num_shards=config.shard_counts(),
+        num_shards=num_shards,
         output=output,
         version=version,
         fingerprint=fingerprint,

@@ -13,6 +13,24 @@ from transforms.write import FORMATS, TFRECORD_COMPRESSIONS
 
 DEFAULT_OUTPUT = "tokenmill-output"
 BUCKET_BYTES = 4 << 20
+SHARD_INPUT_BYTES = 256 << 20  # input per shard at scale: files of 0.1-0.5 GB per format
+SMALL_SHARD_INPUT_BYTES = 16 << 20  # the least input a shard gets while a corpus is split into MIN_SHARDS
+MIN_SHARDS = 16
+MAX_SHARDS = 99999  # what a shard's name has room for
+
+
+def shards_for(input_bytes: int) -> int:
+    """Shards for this much input: one per 256 MiB, but at least 16 while each still gets 16 MiB.
+
+    A file per 256 MiB of input text holds 0.1-0.5 GB of examples per
+    format (by objective): large enough for object stores and readers to
+    stream at full speed, small enough that a trainer's hosts each get
+    files of their own. Below 4 GiB, 16 shards (each at least 16 MiB of
+    input) keep 16 writers busy and give 16 readers a file each; below that,
+    a corpus gets a shard per 16 MiB, so a small one is not cut into many
+    near-empty files (the 2.3 MB sample corpus is one shard).
+    """
+    return min(MAX_SHARDS, max(1, min(MIN_SHARDS, math.ceil(input_bytes / SMALL_SHARD_INPUT_BYTES)), math.ceil(input_bytes / SHARD_INPUT_BYTES)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +45,7 @@ class BuildConfig:
     tokenizer: str | None = None
     output: str = DEFAULT_OUTPUT
     formats: tuple[str, ...] = FORMATS
-    num_shards: int = 64
+    num_shards: int | None = None
     num_validation_shards: int | None = None
     seed: int = 0
     validation_fraction: float = 0.01
@@ -46,8 +64,8 @@ class BuildConfig:
         require(bool(self.text_field), "--text-field must not be empty")
         require(bool(self.formats) and all(f in FORMATS for f in self.formats), f"--formats must be a comma-separated subset of {','.join(FORMATS)}, got {','.join(self.formats) or '(empty)'}")
         require(len(set(self.formats)) == len(self.formats), f"--formats lists a format twice: {','.join(self.formats)}")
-        require(1 <= self.num_shards <= 99999, f"--num-shards must be between 1 and 99999, got {self.num_shards}")
-        require(self.num_validation_shards is None or 1 <= self.num_validation_shards <= 99999, f"--num-validation-shards must be between 1 and 99999, got {self.num_validation_shards}")
+        require(self.num_shards is None or 1 <= self.num_shards <= MAX_SHARDS, f"--num-shards must be between 1 and {MAX_SHARDS}, got {self.num_shards}")
+        require(self.num_validation_shards is None or 1 <= self.num_validation_shards <= MAX_SHARDS, f"--num-validation-shards must be between 1 and {MAX_SHARDS}, got {self.num_validation_shards}")
         require(0.0 <= self.validation_fraction < 1.0, f"--validation-fraction must be in [0, 1), got {self.validation_fraction}")
         require(self.compression in TFRECORD_COMPRESSIONS, f"--compression must be one of {', '.join(TFRECORD_COMPRESSIONS)}, got {self.compression!r}")
         require(self.num_buckets is None or self.num_buckets >= 1, f"--num-buckets must be at least 1, got {self.num_buckets}")
@@ -60,10 +78,16 @@ class BuildConfig:
             f"--version must be a plain name (no '/', not starting with '.'), got {self.version!r}",
         )
 
-    def shard_counts(self) -> dict[str, int]:
-        counts = {"train": self.num_shards}
+    def shard_counts(self, input_bytes: int) -> dict[str, int]:
+        """Shards per split: the flags, or else from the input size (`shards_for`; validation's from its share of the input)."""
+        counts = {"train": self.num_shards or shards_for(input_bytes)}
         if self.validation_fraction > 0:
-            counts["validation"] = self.num_validation_shards or max(1, math.ceil(self.num_shards * self.validation_fraction))
+            if self.num_validation_shards:
+                counts["validation"] = self.num_validation_shards
+            elif self.num_shards:
+                counts["validation"] = max(1, math.ceil(self.num_shards * self.validation_fraction))
+            else:
+                counts["validation"] = shards_for(int(input_bytes * self.validation_fraction))
         return counts
 
     def buckets_for(self, input_bytes: int) -> int:

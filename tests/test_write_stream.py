@@ -1,0 +1,116 @@
+"""A shard is written by merging its sorted runs as it goes: the same bytes however its examples arrive, never a partial file under its final name."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from schemas import FLOAT, Feature, Schema
+from transforms.codec import arrow_table, frame_tfrecords, serialize_examples
+from transforms.examples import KeyedExamples, merge_sorted, store_runs
+from transforms.write import WriteShard, parquet_rows_per_group
+
+SCHEMA = Schema("test", (Feature("input_ids", 2048, counts_tokens=True), Feature("weights", 16, FLOAT)))
+ROWS = 2500  # three Parquet row groups, two TFRecord chunks
+
+
+def random_examples(rng: np.random.Generator, rows: int) -> KeyedExamples:
+    keys = rng.permutation(np.arange(rows, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    ids = rng.integers(1, 30000, size=(rows, 2048), dtype=np.int32)
+    ids[:, rng.integers(100, 2048) :] = 0
+    return KeyedExamples(keys, {"input_ids": ids, "weights": rng.random((rows, 16), dtype=np.float32)})
+
+
+def stored_runs(directory: str, examples: KeyedExamples, runs: int, slice_bytes: int) -> list:
+    """The examples cut into `runs` parts, each stored sorted in slices (as the examples step stores them)."""
+    cuts = np.linspace(0, examples.keys.size, runs + 1).astype(int)
+    return [run for i in range(runs) for _, run in store_runs(directory, [(i, examples.slice(cuts[i], cuts[i + 1]))], slice_bytes)]
+
+
+def write_shard(version_dir, runs, compression: str, **limits) -> dict[str, bytes]:
+    """Write one shard in both formats; the files' bytes by format."""
+    os.makedirs(version_dir / "train", exist_ok=True)
+    writer = WriteShard(SCHEMA, str(version_dir), ("tfrecord", "parquet"), compression, {"train": 1}, 0, **limits)
+    written = list(writer.process((("train", 0), runs)))
+    assert [w["examples"] for w in written] == [ROWS, ROWS]
+    return {w["format"]: (version_dir / w["path"]).read_bytes() for w in written}
+
+
+def in_memory_bytes(examples: KeyedExamples, compression: str) -> dict[str, bytes]:
+    """The shard written from all its examples at once: the TFRecord file in one piece, Parquet by pyarrow from one table."""
+    import zlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ordered = examples.in_key_order()
+    tfrecord = frame_tfrecords(serialize_examples(ordered.features, SCHEMA))
+    if compression == "gzip":
+        compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+        tfrecord = compressor.compress(tfrecord) + compressor.flush()
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, SCHEMA.arrow_schema(), compression="zstd", use_dictionary=False, write_statistics=False) as writer:
+        writer.write_table(arrow_table(ordered.features, SCHEMA), row_group_size=parquet_rows_per_group(SCHEMA))
+    return {"tfrecord": tfrecord, "parquet": sink.getvalue().to_pybytes()}
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_a_shard_has_the_same_bytes_from_one_run_or_many_merged_in_rounds_and_in_tiny_slices(tmp_path, compression):
+    examples = random_examples(np.random.default_rng(0), ROWS)
+    expected = in_memory_bytes(examples, compression)
+    one_run = write_shard(tmp_path / "one", stored_runs(str(tmp_path), examples, 1, 1 << 30), compression)
+    many = write_shard(tmp_path / "many", stored_runs(str(tmp_path), examples, 9, 20_000), compression, slice_bytes=50_000, fan_in=2)
+    assert one_run == expected
+    assert many == expected
+
+
+def test_merge_gives_every_example_once_in_key_order_whatever_the_cut():
+    rng = np.random.default_rng(1)
+    examples = KeyedExamples(rng.permutation(1000).astype(np.uint64) * np.uint64(7), {"x": rng.integers(0, 9, size=(1000, 3), dtype=np.int32)})
+
+    class InMemory:
+        def __init__(self, part):
+            self.part = part
+
+        def unpack(self):
+            return self.part
+
+    for runs, rows in ((1, 1000), (5, 7), (13, 1), (40, 3)):
+        cuts = np.linspace(0, 1000, runs + 1).astype(int)
+        sorted_runs = [[InMemory(p) for p in examples.slice(a, b).in_key_order().slices(rows)] for a, b in zip(cuts[:-1], cuts[1:])]
+        merged = KeyedExamples.concat(list(merge_sorted(sorted_runs)))
+        expected = examples.in_key_order()
+        assert np.array_equal(merged.keys, expected.keys) and np.array_equal(merged.features["x"], expected.features["x"])
+
+    twice = [[InMemory(examples.slice(0, 10).in_key_order())], [InMemory(examples.slice(5, 20).in_key_order())]]
+    with pytest.raises(ValueError, match="duplicate example keys"):
+        list(merge_sorted(twice))
+
+
+def test_runs_are_stored_in_key_order_in_slices_of_about_the_size_asked(tmp_path):
+    examples = random_examples(np.random.default_rng(2), 300)
+    [(key, run)] = store_runs(str(tmp_path), [("k", examples)], slice_bytes=100_000)
+    pieces = [s.unpack() for s in run]
+    assert key == "k" and len(pieces) == -(-300 // (100_000 // (examples.nbytes // 300)))
+    assert all(p.nbytes <= 100_000 for p in pieces)
+    keys = np.concatenate([p.keys for p in pieces])
+    assert np.array_equal(keys, np.sort(examples.keys))
+
+
+class Failing:
+    """A slice whose transit file is lost: unpacking it fails, as a killed or broken read would."""
+
+    def unpack(self):
+        raise OSError("transit file lost")
+
+
+def test_a_write_that_fails_half_way_leaves_no_file_under_a_shard_name(tmp_path):
+    examples = random_examples(np.random.default_rng(3), ROWS)
+    [run] = stored_runs(str(tmp_path), examples, 1, 200_000)
+    version_dir = tmp_path / "version"
+    with pytest.raises(OSError, match="transit file lost"):
+        write_shard(version_dir, [run[: len(run) // 2] + [Failing()] + run[len(run) // 2 :]], "none")
+    names = os.listdir(version_dir / "train")
+    assert names and all(name.startswith(".tmp-") for name in names)
