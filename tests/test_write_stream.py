@@ -26,7 +26,7 @@ def random_examples(rng: np.random.Generator, rows: int) -> KeyedExamples:
 def stored_runs(directory: str, examples: KeyedExamples, runs: int, slice_bytes: int) -> list:
     """The examples cut into `runs` parts, each stored sorted in slices (as the examples step stores them)."""
     cuts = np.linspace(0, examples.keys.size, runs + 1).astype(int)
-    return [run for i in range(runs) for _, run in store_runs(directory, [(i, examples.slice(cuts[i], cuts[i + 1]))], slice_bytes)]
+    return [run for i in range(runs) for _, run in store_runs(directory, [(i, [examples.slice(cuts[i], cuts[i + 1])])], slice_bytes)]
 
 
 def write_shard(version_dir, runs, compression: str, **limits) -> dict[str, bytes]:
@@ -91,7 +91,7 @@ def test_merge_gives_every_example_once_in_key_order_whatever_the_cut():
 
 def test_runs_are_stored_in_key_order_in_slices_of_about_the_size_asked(tmp_path):
     examples = random_examples(np.random.default_rng(2), 300)
-    [(key, run)] = store_runs(str(tmp_path), [("k", examples)], slice_bytes=100_000)
+    [(key, run)] = store_runs(str(tmp_path), [("k", [examples.slice(0, 100), examples.slice(100, 300)])], slice_bytes=100_000)
     pieces = [s.unpack() for s in run]
     assert key == "k" and len(pieces) == -(-300 // (100_000 // (examples.nbytes // 300)))
     assert all(p.nbytes <= 100_000 for p in pieces)

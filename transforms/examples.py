@@ -81,20 +81,38 @@ def in_pieces_of(rows: int, batches: Iterable[KeyedExamples]) -> Iterator[KeyedE
         yield KeyedExamples.concat(pending) if len(pending) > 1 else pending[0]
 
 
-def store_runs(directory: str, parts: Iterable[tuple[Hashable, KeyedExamples]], slice_bytes: int = SLICE_BYTES) -> list[tuple[Hashable, list[Stored]]]:
-    """Each part put in key order and stored in slices of about `slice_bytes`: one sorted run per key, as `merge_sorted` reads it.
+def sorted_slices(parts: Sequence[KeyedExamples], slice_bytes: int) -> Iterator[KeyedExamples]:
+    """The examples of `parts` in key order, in slices of about `slice_bytes`.
 
-    The parts' keys must be distinct (as `HeldByKey.drain` gives them).
+    Each slice is gathered from the parts as it is needed, so only one
+    slice's copy of the examples exists at a time beside the parts (not a
+    merged and then a sorted copy of them all).
     """
+    sizes = np.array([p.keys.size for p in parts])
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    keys = np.concatenate([p.keys for p in parts])
+    order = np.argsort(keys, kind="stable")
+    source = np.searchsorted(starts, order, side="right") - 1
+    row_bytes = max(1, sum(p.nbytes for p in parts) // max(1, keys.size))
+    rows = max(1, slice_bytes // row_bytes)
+    for start in range(0, order.size, rows):
+        index, part_of = order[start : start + rows], source[start : start + rows]
+        features = {name: np.empty((index.size, *a.shape[1:]), a.dtype) for name, a in parts[0].features.items()}
+        for j in np.unique(part_of).tolist():
+            mine = part_of == j
+            rows_in_part = index[mine] - starts[j]
+            for name, out in features.items():
+                out[mine] = parts[j].features[name][rows_in_part]
+        yield KeyedExamples(keys[index], features)
 
-    def slices():
-        for key, part in parts:
-            ordered = part.in_key_order()
-            row_bytes = max(1, ordered.nbytes // max(1, ordered.keys.size))
-            for piece in ordered.slices(max(1, slice_bytes // row_bytes)):
-                yield key, piece
 
-    return [(key, [s for _, s in group]) for key, group in itertools.groupby(store(directory, slices()), key=lambda ks: ks[0])]
+def store_runs(directory: str, parts: Iterable[tuple[Hashable, list[KeyedExamples]]], slice_bytes: int = SLICE_BYTES) -> list[tuple[Hashable, list[Stored]]]:
+    """Each key's parts put in key order and stored in slices of about `slice_bytes`: one sorted run per key, as `merge_sorted` reads it.
+
+    The keys must be distinct (as `HeldByKey.drain` gives them).
+    """
+    sliced = ((key, piece) for key, held in parts for piece in sorted_slices(held, slice_bytes))
+    return [(key, [s for _, s in group]) for key, group in itertools.groupby(store(directory, sliced), key=lambda ks: ks[0])]
 
 
 class Unpackable(Protocol):
@@ -179,9 +197,11 @@ class MakeExamples(beam.DoFn):
         self._slice_bytes = slice_bytes
 
     def start_bundle(self):
-        self._held = HeldByKey(KeyedExamples.concat)
+
+        self._held = HeldByKey(list)  # each key's parts are merged as they are stored (`sorted_slices`)
 
     def process(self, element):
+
         bucket, batches = element
         for split, docs in split_documents(DocBatch.concat(b.unpack() for b in batches), self._validation_fraction).items():
             if not docs.num_docs:
@@ -196,5 +216,6 @@ class MakeExamples(beam.DoFn):
                 yield from store_runs(self._transit_dir, self._held.add((split, s), grouped.slice(start, stop)), self._slice_bytes)
 
     def finish_bundle(self):
+
         for key_and_run in store_runs(self._transit_dir, self._held.drain(), self._slice_bytes):
             yield GlobalWindows.windowed_value(key_and_run)

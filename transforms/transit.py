@@ -151,7 +151,11 @@ class HeldByKey(Generic[Part]):
             yield from self.drain()
 
     def drain(self) -> Iterator[tuple[Hashable, Part]]:
-        """Every key's parts, merged, in key order; nothing is held afterwards."""
+        """Every key's parts, merged, in key order; nothing is held afterwards.
+
+        A key's parts are let go as soon as they are merged, so a drain holds
+        at most the limit plus one merged key (not the limit twice over).
+        """
         parts, self._parts, self._held = self._parts, {}, 0
         for key in sorted(parts):
-            yield key, self._concat(parts[key])
+            yield key, self._concat(parts.pop(key))
