@@ -16,14 +16,15 @@ import dataclasses
 import hashlib
 import json
 import os
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Mapping
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.config import BuildConfig
-from pipelines.sample import sample_corpus_path, sample_tokenizer_path
+from pipelines.sample import cache_dir, sample_corpus_path, sample_tokenizer_path
 from pipelines.verify import VerifyWritten
 from transforms.counters import COUNTERS
 from transforms.examples import MakeExamples
@@ -34,6 +35,9 @@ from transforms.read import InputSpec, ReadDocuments, ReadRange, infer_format, p
 from transforms.tokenize import TokenizeDocuments
 from transforms.vocab import DEFAULT_EXTRA_IDS, Vocab
 from transforms.write import WriteDeadLetters, WriteEmptyShards, WriteShard, join, key_by_reason
+
+
+PLAN_THREADS = 16  # files hashed, or object-store requests made, at once while planning
 
 
 @dataclasses.dataclass
@@ -110,19 +114,62 @@ def match_inputs(patterns: tuple[str, ...]) -> list:
     return [files[p] for p in sorted(files)]
 
 
-def fingerprint_file(meta) -> dict[str, Any]:
-    """Size plus a content hash (local files) or the store's checksum and time (object stores)."""
+def fingerprint_file(meta, known: Mapping[str, dict] | None = None) -> dict[str, Any]:
+    """Size plus a content hash (local files) or the store's checksum and time (object stores).
+
+    A local file listed in `known` with the same size and modification time
+    keeps the sha256 recorded there rather than being read again.
+    """
     entry: dict[str, Any] = {"path": meta.path, "size": meta.size_in_bytes}
     if _is_remote(meta.path):
         entry["checksum"] = FileSystems.checksum(meta.path)
         entry["last_updated"] = meta.last_updated_in_seconds
-    else:
-        digest = hashlib.sha256()
-        with open(meta.path, "rb") as f:
-            while block := f.read(1 << 22):
-                digest.update(block)
-        entry["sha256"] = digest.hexdigest()
+        return entry
+    mtime_ns = os.stat(meta.path).st_mtime_ns
+    seen = (known or {}).get(meta.path)
+    if seen and seen["size"] == meta.size_in_bytes and seen["mtime_ns"] == mtime_ns:
+        entry["sha256"] = seen["sha256"]
+        return entry
+    digest = hashlib.sha256()
+    with open(meta.path, "rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    entry["sha256"] = digest.hexdigest()
+    entry["mtime_ns"] = mtime_ns
     return entry
+
+
+def input_hashes_path(patterns: tuple[str, ...]) -> str:
+    """Where the sha256s of the local files some `--input` globs matched are kept, on this machine, for the next plan of the same globs."""
+    name = hashlib.sha256(json.dumps(sorted(_absolute(p) for p in patterns)).encode()).hexdigest()[:16]
+    return os.path.join(cache_dir(), "input-hashes", f"{name}.json")
+
+
+def fingerprint_inputs(metas: list, patterns: tuple[str, ...], pool: ThreadPoolExecutor) -> list[dict[str, Any]]:
+    """Every input's `fingerprint_file`, several at a time (hashing and object-store requests leave the GIL).
+
+    A local file whose size and modification time are those recorded by the
+    last plan of the same globs keeps its recorded sha256, so planning a
+    rebuild of a large local corpus reads only the files that changed. The
+    record lives in tokenmill's cache directory, since it describes files
+    of this machine, whatever the output.
+    """
+    path = input_hashes_path(patterns)
+    try:
+        with open(path, encoding="utf-8") as f:
+            known = json.load(f)
+    except (OSError, ValueError):
+        known = {}
+    entries = list(pool.map(lambda meta: fingerprint_file(meta, known), metas))
+    record = {e["path"]: {"size": e["size"], "mtime_ns": e.pop("mtime_ns"), "sha256": e["sha256"]} for e in entries if "mtime_ns" in e}
+    if record:
+        record = {**{p: known[p] for p in {e["path"] for e in entries} & known.keys()}, **record}
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(record, f)
+        os.replace(tmp, path)
+    return entries
 
 
 def _parquet_row_groups(path: str) -> int | None:
@@ -162,12 +209,13 @@ def plan_build(config: BuildConfig) -> BuildPlan:
     objective = OBJECTIVES[config.objective].from_options(config.objective_options, vocab)
 
     metas = match_inputs(config.inputs)
+    formats = [infer_format(meta.path, config.input_format) for meta in metas]
+    with ThreadPoolExecutor(PLAN_THREADS) as pool:
+        row_groups = list(pool.map(lambda meta, fmt: _parquet_row_groups(meta.path) if fmt[0] == "parquet" else None, metas, formats))
+        inputs = fingerprint_inputs(metas, config.inputs, pool)
     ranges: list[ReadRange] = []
-    for meta in metas:
-        fmt, compression = infer_format(meta.path, config.input_format)
-        groups = _parquet_row_groups(meta.path) if fmt == "parquet" else None
+    for meta, (fmt, compression), groups in zip(metas, formats, row_groups):
         ranges += plan_ranges(meta.path, meta.size_in_bytes, fmt, compression, config.read_range_mb << 20, groups)
-    inputs = [fingerprint_file(m) for m in metas]
 
     tokenizer_sha = hashlib.sha256(model_proto).hexdigest()
     code = code_version()
