@@ -13,7 +13,7 @@ from transforms.examples import KeyedExamples, merge_sorted, store_runs
 from transforms.write import WriteShard, parquet_rows_per_group
 
 SCHEMA = Schema("test", (Feature("input_ids", 2048, counts_tokens=True), Feature("weights", 16, FLOAT)))
-ROWS = 2500  # three Parquet row groups, two TFRecord chunks
+ROWS = 2500  # three Parquet row groups, several TFRecord chunks
 
 
 def random_examples(rng: np.random.Generator, rows: int) -> KeyedExamples:

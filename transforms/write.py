@@ -25,9 +25,9 @@ from transforms.transit import Stored, store
 
 FORMATS = ("tfrecord", "parquet")
 TFRECORD_COMPRESSIONS = ("none", "gzip")
-_CHUNK = 2048  # examples per TFRecord chunk
+TFRECORD_CHUNK_BYTES = 4 << 20  # examples encoded at once (gzip's output does not depend on where its input is cut)
 FAN_IN = 64  # runs a shard's writer merges at once
-PARQUET_FLUSH_BYTES = 32 << 20  # a few row groups
+PARQUET_FLUSH_BYTES = 16 << 20  # a couple of row groups
 
 
 def shard_name(objective: str, shard: int, num_shards: int, fmt: str, compression: str = "none") -> str:
@@ -67,9 +67,14 @@ def _tfrecord_chunks(chunks: Iterable[KeyedExamples], schema: Schema, compressio
         yield compressor.flush()
 
 
+def row_bytes(schema: Schema) -> int:
+    """Bytes of one example's values in memory (all features are 4-byte)."""
+    return sum(f.length * f.numpy_dtype.itemsize for f in schema.features)
+
+
 def parquet_rows_per_group(schema: Schema) -> int:
     """Rows in a Parquet row group: about 8 MiB of values."""
-    return max(1, (8 << 20) // sum(f.length * 4 for f in schema.features))
+    return max(1, (8 << 20) // row_bytes(schema))
 
 
 class _Collected:
@@ -165,8 +170,7 @@ class WriteShard(beam.DoFn):
         return runs
 
     def _stored_run(self, batches: Iterable[KeyedExamples]) -> list[Stored]:
-        row_bytes = 8 + sum(f.length * np.dtype(f.numpy_dtype).itemsize for f in self._schema.features)
-        pieces = in_pieces_of(max(1, self._slice_bytes // row_bytes), batches)
+        pieces = in_pieces_of(max(1, self._slice_bytes // (8 + row_bytes(self._schema))), batches)
         return [stored for _, stored in store(self._version_dir, ((None, piece) for piece in pieces))]
 
     def write(self, split: str, shard: int, runs: list[Sequence[Stored]]):
@@ -186,7 +190,7 @@ class WriteShard(beam.DoFn):
             relative = f"{split}/{shard_name(self._schema.objective, shard, self._num_shards[split], fmt, self._compression)}"
             path = join(self._version_dir, relative)
             if fmt == "tfrecord":
-                chunks = _tfrecord_chunks(in_pieces_of(_CHUNK, merged), self._schema, self._compression)
+                chunks = _tfrecord_chunks(in_pieces_of(max(1, TFRECORD_CHUNK_BYTES // row_bytes(self._schema)), merged), self._schema, self._compression)
             else:
                 chunks = _parquet_chunks(in_pieces_of(parquet_rows_per_group(self._schema), merged), self._schema)
             written.append((relative, fmt, write_atomically(path, chunks)))
