@@ -77,16 +77,18 @@ def test_merge_gives_every_example_once_in_key_order_whatever_the_cut():
         def unpack(self):
             return self.part
 
-    for runs, rows in ((1, 1000), (5, 7), (13, 1), (40, 3)):
+    for runs, rows, most in ((1, 1000, 1000), (5, 7, 1000), (13, 1, 4), (40, 3, 1), (40, 30, 50)):
         cuts = np.linspace(0, 1000, runs + 1).astype(int)
         sorted_runs = [[InMemory(p) for p in examples.slice(a, b).in_key_order().slices(rows)] for a, b in zip(cuts[:-1], cuts[1:])]
-        merged = KeyedExamples.concat(list(merge_sorted(sorted_runs)))
+        batches = list(merge_sorted(sorted_runs, most))
+        assert max(b.keys.size for b in batches) <= most
+        merged = KeyedExamples.concat(batches)
         expected = examples.in_key_order()
         assert np.array_equal(merged.keys, expected.keys) and np.array_equal(merged.features["x"], expected.features["x"])
 
     twice = [[InMemory(examples.slice(0, 10).in_key_order())], [InMemory(examples.slice(5, 20).in_key_order())]]
     with pytest.raises(ValueError, match="duplicate example keys"):
-        list(merge_sorted(twice))
+        list(merge_sorted(twice, 100))
 
 
 def test_runs_are_stored_in_key_order_in_slices_of_about_the_size_asked(tmp_path):

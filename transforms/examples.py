@@ -63,7 +63,7 @@ class KeyedExamples:
 def in_pieces_of(rows: int, batches: Iterable[KeyedExamples]) -> Iterator[KeyedExamples]:
     """The same examples in the same order, in pieces of exactly `rows` (the last may be shorter).
 
-    A shard's bytes depend on where its chunks and row groups start, so the
+    A Parquet file's bytes depend on where its row groups start, so the
     writers cut the merged stream at fixed counts, wherever its batches end.
     """
     pending: list[KeyedExamples] = []
@@ -119,15 +119,16 @@ class Unpackable(Protocol):
     def unpack(self) -> KeyedExamples: ...
 
 
-def merge_sorted(runs: Sequence[Sequence[Unpackable]]) -> Iterator[KeyedExamples]:
-    """The examples of sorted runs (each a sequence of slices in key order), in key order, a batch at a time.
+def merge_sorted(runs: Sequence[Sequence[Unpackable]], most_rows: int) -> Iterator[KeyedExamples]:
+    """The examples of sorted runs (each a sequence of slices in key order), in key order, in batches of at most `most_rows`.
 
     Only one slice of each run is unpacked at a time, so memory is bounded by
-    (runs x slice) however long the runs are. Each round emits every held
-    example up to the smallest last key among the runs that still have
-    slices to come (nothing later can sort before it) and unpacks the next
-    slice of each run it used up. The result depends only on the examples,
-    not on how they are cut into runs and slices.
+    (runs x slice) plus a batch, however long the runs are. Each round emits
+    the held examples up to the smallest last key among the runs that still
+    have slices to come (nothing later can sort before it), or only the
+    `most_rows` smallest of them, and unpacks the next slice of each run it
+    used up. The result depends only on the examples, not on how they are
+    cut into runs and slices.
     """
     position = [0] * len(runs)
     held: dict[int, KeyedExamples] = {}
@@ -145,6 +146,10 @@ def merge_sorted(runs: Sequence[Sequence[Unpackable]]) -> Iterator[KeyedExamples
     while held:
         pending = [held[i].keys[-1] for i in held if position[i] < len(runs[i])]
         frontier = min(pending) if pending else None
+        held_keys = np.concatenate([part.keys for part in held.values()])
+        if held_keys.size > most_rows:
+            smallest = np.partition(held_keys, most_rows - 1)[most_rows - 1]
+            frontier = smallest if frontier is None else min(frontier, smallest)
         taken = []
         for i in sorted(held):
             part = held[i]

@@ -26,6 +26,7 @@ from transforms.transit import Stored, store
 FORMATS = ("tfrecord", "parquet")
 TFRECORD_COMPRESSIONS = ("none", "gzip")
 TFRECORD_CHUNK_BYTES = 4 << 20  # examples encoded at once (gzip's output does not depend on where its input is cut)
+MERGE_BATCH_BYTES = 4 << 20  # examples a merge hands on at once
 FAN_IN = 64  # runs a shard's writer merges at once
 PARQUET_FLUSH_BYTES = 16 << 20  # a couple of row groups
 
@@ -166,8 +167,11 @@ class WriteShard(beam.DoFn):
 
     def _at_most_fan_in(self, runs: list[Sequence[Stored]]) -> list[Sequence[Stored]]:
         while len(runs) > self._fan_in:
-            runs = [self._stored_run(merge_sorted(runs[i : i + self._fan_in])) for i in range(0, len(runs), self._fan_in)]
+            runs = [self._stored_run(self._merged(runs[i : i + self._fan_in])) for i in range(0, len(runs), self._fan_in)]
         return runs
+
+    def _merged(self, runs: Sequence[Sequence[Stored]]) -> Iterator[KeyedExamples]:
+        return merge_sorted(runs, max(1, MERGE_BATCH_BYTES // row_bytes(self._schema)))
 
     def _stored_run(self, batches: Iterable[KeyedExamples]) -> list[Stored]:
         pieces = in_pieces_of(max(1, self._slice_bytes // (8 + row_bytes(self._schema))), batches)
@@ -184,7 +188,7 @@ class WriteShard(beam.DoFn):
 
         written = []
         for i, fmt in enumerate(self._formats):
-            merged = merge_sorted(runs)
+            merged = self._merged(runs)
             if i == 0:
                 merged = counted(merged)
             relative = f"{split}/{shard_name(self._schema.objective, shard, self._num_shards[split], fmt, self._compression)}"
