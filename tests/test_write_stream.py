@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -116,3 +121,34 @@ def test_a_write_that_fails_half_way_leaves_no_file_under_a_shard_name(tmp_path)
         write_shard(version_dir, [run[: len(run) // 2] + [Failing()] + run[len(run) // 2 :]], "none")
     names = os.listdir(version_dir / "train")
     assert names and all(name.startswith(".tmp-") for name in names)
+
+
+def test_a_writer_killed_half_way_leaves_no_file_under_a_shard_name(tmp_path):
+    """SIGKILL to a process writing a shard, once its temporary file has bytes."""
+    examples = random_examples(np.random.default_rng(4), ROWS)
+    runs = stored_runs(str(tmp_path), examples, 3, 200_000)
+    version_dir = tmp_path / "version"
+    os.makedirs(version_dir / "train")
+    with open(tmp_path / "runs.pickle", "wb") as f:
+        pickle.dump((SCHEMA, runs), f)
+    script = (
+        "import pickle, sys\n"
+        "from transforms.write import WriteShard\n"
+        "schema, runs = pickle.load(open(sys.argv[1], 'rb'))\n"
+        "list(WriteShard(schema, sys.argv[2], ('tfrecord', 'parquet'), 'gzip', {'train': 1}, 0).process((('train', 0), runs)))\n"
+    )
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    process = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "runs.pickle"), str(version_dir)], cwd=repo)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            names = os.listdir(version_dir / "train")
+            if any(n.startswith(".tmp-") and os.path.getsize(version_dir / "train" / n) for n in names):
+                break
+            time.sleep(0.001)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, "the writer finished before it was killed"
+    names = os.listdir(version_dir / "train")
+    assert names and all(name.startswith(".tmp-") for name in names), names
