@@ -106,3 +106,11 @@ def read_with_tfrecord_package(version_dir: str, split: str = "train") -> dict[s
 
     rows = list(TokenmillDataset(version_dir, split))
     return {name: np.stack([row[name] for row in rows]) for name in rows[0]}
+
+
+def sample_subset(directory, docs: list[dict], count: int = 400) -> str:
+    """The first `count` sample documents as a JSON-lines file in `directory`, for small, quick corpora."""
+    path = os.path.join(directory, "docs.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(d) + "\n" for d in docs[:count])
+    return path

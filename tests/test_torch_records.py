@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import gzip
-import json
 import shutil
 
 import numpy as np
 import pytest
 
-from corpus_tools import build, read_tf
+from corpus_tools import build, read_tf, sample_subset
 from readers.manifest import Corpus
 from readers.records import CorruptShard, decode_examples, iter_records, read_parquet, read_tfrecord
 
@@ -27,9 +26,7 @@ OBJECTIVES = {
 
 @pytest.fixture(scope="module")
 def small_input(tmp_path_factory, sample_docs):
-    path = tmp_path_factory.mktemp("small-input") / "docs.jsonl"
-    path.write_text("".join(json.dumps(d) + "\n" for d in sample_docs[:400]))
-    return str(path)
+    return sample_subset(tmp_path_factory.mktemp("small-input"), sample_docs)
 
 
 def _read_all(corpus: Corpus, fmt: str) -> dict[str, np.ndarray]:
