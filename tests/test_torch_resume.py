@@ -1,0 +1,123 @@
+"""Exact resume through `StatefulDataLoader` in a fresh process, and orders that are functions of (seed, epoch)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from corpus_tools import build, sample_subset
+
+BATCH = 8
+STOP_AFTER = 7
+
+
+def _loader(path: str, options: dict):
+    from torchdata.stateful_dataloader import StatefulDataLoader
+
+    from readers.torch import TokenmillDataset
+
+    return StatefulDataLoader(TokenmillDataset(path, **options), batch_size=BATCH, num_workers=2)
+
+
+def _save(batches, path: str) -> None:
+    np.savez(path, **{f"{i}/{name}": value.numpy() for i, batch in enumerate(batches) for name, value in batch.items()})
+
+
+def _interrupted(path: str, options: dict, out: str) -> None:
+    """Read STOP_AFTER batches of epoch 1, save the loader's state, then read on to the end as if uninterrupted."""
+    import torch
+
+    loader = _loader(path, options)
+    loader.dataset.set_epoch(1)
+    batches = iter(loader)
+    for _ in range(STOP_AFTER):
+        next(batches)
+    torch.save(loader.state_dict(), os.path.join(out, "state.pt"))
+    _save(list(batches), os.path.join(out, "uninterrupted.npz"))
+
+
+def _resumed(path: str, options: dict, out: str) -> None:
+    """A fresh loader restored from the saved state, read to the end of the epoch."""
+    import torch
+
+    loader = _loader(path, options)
+    loader.load_state_dict(torch.load(os.path.join(out, "state.pt")))
+    _save(list(loader), os.path.join(out, "resumed.npz"))
+
+
+def run_fresh(function: str, *args) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), *sys.path])}
+    code = f"import test_torch_resume as t; t.{function}(*{args!r})"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def small_input(tmp_path_factory, sample_docs):
+    return sample_subset(tmp_path_factory.mktemp("small-input"), sample_docs)
+
+
+@pytest.fixture(scope="module")
+def clm(small_input, tmp_path_factory):
+    return build(tmp_path_factory.mktemp("clm"), "--input", small_input, "--seq-len", 64, "--num-shards", 3)[1]
+
+
+@pytest.fixture(scope="module")
+def unmasked_mlm(small_input, tmp_path_factory):
+    return build(tmp_path_factory.mktemp("mlm"), "--input", small_input, "--objective", "mlm", "--seq-len", 64, "--masking", "none", "--num-shards", 2)[1]
+
+
+@pytest.mark.parametrize(
+    "corpus, options",
+    [("clm", {}), ("clm", {"shuffle": True, "window": 50}), ("unmasked_mlm", {"shuffle": True, "window": 50, "seed": 3})],
+    ids=["in-order", "shuffled", "dynamic-masking"],
+)
+def test_a_restored_loader_yields_the_rest_of_the_epoch_byte_for_byte(corpus, options, request, tmp_path):
+    path = request.getfixturevalue(corpus)
+    run_fresh("_interrupted", path, options, str(tmp_path))
+    run_fresh("_resumed", path, options, str(tmp_path))
+    with np.load(tmp_path / "uninterrupted.npz") as expected, np.load(tmp_path / "resumed.npz") as got:
+        assert sorted(expected.files) == sorted(got.files)
+        assert len(expected.files) > 20
+        for name in expected.files:
+            assert expected[name].dtype == got[name].dtype and expected[name].tobytes() == got[name].tobytes(), name
+        if corpus == "unmasked_mlm":
+            assert any(np.any(expected[name] > 0) for name in expected.files if name.endswith("masked_lm_weights"))
+
+
+def _epoch(path: str, epoch: int, **options) -> np.ndarray:
+    from readers.torch import TokenmillDataset
+
+    dataset = TokenmillDataset(path, **options)
+    dataset.set_epoch(epoch)
+    return np.stack([np.concatenate(list(e.values())) for e in dataset])
+
+
+def test_each_epoch_has_its_own_order_and_the_same_epoch_the_same(clm):
+    one = _epoch(clm, 1, shuffle=True, seed=5, window=100)
+    assert np.array_equal(one, _epoch(clm, 1, shuffle=True, seed=5, window=100))
+    other = _epoch(clm, 2, shuffle=True, seed=5, window=100)
+    assert not np.array_equal(one, other)
+    assert sorted(map(bytes, one)) == sorted(map(bytes, other))
+    stored = _epoch(clm, 0)
+    assert np.array_equal(stored, _epoch(clm, 3)), "without shuffling every epoch reads the stored order"
+    assert not np.array_equal(one, stored)
+
+
+def test_dynamic_masks_differ_between_epochs_and_follow_the_seed(unmasked_mlm):
+    one = _epoch(unmasked_mlm, 0)
+    assert np.array_equal(one, _epoch(unmasked_mlm, 0))
+    assert not np.array_equal(one, _epoch(unmasked_mlm, 1))
+    assert not np.array_equal(one, _epoch(unmasked_mlm, 0, seed=1))
+
+
+def test_a_state_saved_with_other_settings_is_refused(clm):
+    from readers.torch import TokenmillDataset
+
+    state = TokenmillDataset(clm, shuffle=True).state_dict()
+    with pytest.raises(ValueError, match=r"another setup.*'shuffle': \(True, False\)"):
+        TokenmillDataset(clm).load_state_dict(state)
