@@ -67,6 +67,11 @@ class Corpus:
     def special_ids(self) -> dict[str, Any]:
         return self.manifest["tokenizer"]["special_ids"]
 
+    @property
+    def vocab_size(self) -> int:
+        """Every id in the shards is below it: a model's embedding table needs this many rows."""
+        return int(self.manifest["tokenizer"]["vocab_size"])
+
     def shards(self, split: str = "train", fmt: str = "tfrecord") -> list[ShardFile]:
         """The shards of a split in one format, in shard order, with their example counts."""
         entries = sorted((s for s in self.manifest["shards"] if s["split"] == split and s["format"] == fmt), key=lambda s: s["path"])

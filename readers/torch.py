@@ -25,7 +25,6 @@ import numpy as np
 from readers.manifest import Corpus
 from readers.partition import DYNAMIC_MASKING, WINDOW_ORDER, Range, examples_per_rank, plan, rng_for
 from readers.records import read_parquet, read_tfrecord, row_group_arrays
-from schemas import INT, Schema
 
 try:
     from torch.utils.data import Dataset, IterableDataset
@@ -62,9 +61,9 @@ def _loader_worker() -> tuple[int, int]:
     return (0, 1) if info is None else (info.id, info.num_workers)
 
 
-def trainer_dtypes(example: dict[str, np.ndarray], schema: Schema) -> dict[str, np.ndarray]:
-    """int features as int64 (what embeddings, losses and position ids take), float features as float32."""
-    return {name: value.astype(np.int64) if schema[name].dtype == INT else value for name, value in example.items()}
+def trainer_dtypes(example: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Integer features as int64 (what embeddings, losses and position ids take); float features stay float32."""
+    return {name: value.astype(np.int64) if value.dtype.kind == "i" else value for name, value in example.items()}
 
 
 class DynamicMasking:
@@ -228,11 +227,11 @@ class TokenmillDataset(IterableDataset):
 
     def _rows(self, batch: dict[str, np.ndarray], indices: np.ndarray, rows) -> Iterator[dict[str, np.ndarray]]:
         for row in rows:
-            example = trainer_dtypes({name: values[row] for name, values in batch.items()}, self.corpus.schema)
+            example = {name: values[row] for name, values in batch.items()}
             if self.masking is not None:
                 example = self.masking(example, self.seed, self.epoch, int(indices[row]))
             self._yielded += 1
-            yield example
+            yield trainer_dtypes(example)
 
     def _read(self, ranges: list[Range], start: int, stop: int, keep: np.ndarray | None = None) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
         """Decoded batches of this worker's positions [start, stop) and the split index of each row.
@@ -305,7 +304,7 @@ class TokenmillMapDataset(Dataset):
         group = int(np.searchsorted(group_ends, row, side="right"))
         arrays = self._row_group(shard, group, parquet)
         offset = row - (int(group_ends[group - 1]) if group else 0)
-        return trainer_dtypes({name: values[offset] for name, values in arrays.items()}, self.corpus.schema)
+        return trainer_dtypes({name: values[offset] for name, values in arrays.items()})
 
     def _shard(self, shard: int):
         if shard not in self._open:
