@@ -142,3 +142,13 @@ def test_records_holding_other_features_are_refused(clm, tmp_path):
     copy = tmp_path / "copy.tfrecord"
     shutil.copy(shard, copy)
     assert sum(1 for _ in iter_records(str(copy))) == clm.shards("train")[0].examples
+
+
+def test_the_reading_core_imports_without_torch_beam_or_tensorflow():
+    import json
+    import subprocess
+    import sys
+
+    code = "import json, sys, readers.records, readers.partition, readers.manifest; print(json.dumps(sorted(sys.modules)))"
+    loaded = {name.split(".")[0] for name in json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)}
+    assert not loaded & {"torch", "apache_beam", "tensorflow", "tfrecord"}
