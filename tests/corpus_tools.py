@@ -6,6 +6,8 @@ import glob
 import io
 import json
 import os
+import subprocess
+import sys
 from contextlib import redirect_stdout
 from typing import Callable
 
@@ -100,12 +102,32 @@ def read_parquet(version_dir: str, split: str = "train") -> dict[str, np.ndarray
     return out
 
 
-def read_with_tfrecord_package(version_dir: str, split: str = "train") -> dict[str, np.ndarray]:
+def read_with_torch_reader(version_dir: str, split: str = "train") -> dict[str, np.ndarray]:
     """Every example of a split through `readers.torch` (its own TFRecord decoder), in shard order."""
     from readers.torch import TokenmillDataset
 
     rows = list(TokenmillDataset(version_dir, split))
     return {name: np.stack([row[name] for row in rows]) for name in rows[0]}
+
+
+def read_with_tfrecord_package(version_dir: str, manifest: dict, split: str = "train") -> dict[str, np.ndarray]:
+    """Every example of a split through the `tfrecord` package, in shard order, in a subprocess.
+
+    The package registers its own copy of TensorFlow's protobuf messages, so
+    it cannot share a process with TensorFlow (which the tests import).
+    """
+    description = {f["name"]: "int" if f["tfrecord"]["dtype"] == "int64" else "float" for f in manifest["features"]}
+    compression = "gzip" if manifest["config"]["compression"] == "gzip" else None
+    code = (
+        "import io, sys, numpy as np\n"
+        "from tfrecord.reader import tfrecord_loader\n"
+        f"rows = [r for path in {shard_files(version_dir, split, 'tfrecord')!r} for r in tfrecord_loader(path, None, {description!r}, compression_type={compression!r})]\n"
+        "out = {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}\n"
+        "buf = io.BytesIO(); np.savez(buf, **out); sys.stdout.buffer.write(buf.getvalue())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    with np.load(io.BytesIO(result.stdout)) as data:
+        return {k: data[k] for k in data.files}
 
 
 def sample_subset(directory, docs: list[dict], count: int = 400) -> str:

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from corpus_tools import IN_MEMORY, TWO_PROCESSES, assert_identical_shards, build, read_parquet, read_tf, read_with_tfrecord_package
+from corpus_tools import IN_MEMORY, TWO_PROCESSES, assert_identical_shards, build, read_parquet, read_tf, read_with_tfrecord_package, read_with_torch_reader
 from transforms.keys import bucket_of, hash64, is_validation
 
 SEQ_LEN = 256
@@ -126,11 +126,13 @@ def test_parquet_and_tfrecord_hold_the_same_examples(concat):
         assert np.array_equal(tf_rows[name], pq_rows[name]), name
 
 
-def test_tfrecord_package_reads_the_same_examples(concat):
+def test_tfrecord_package_and_the_torch_reader_read_the_same_examples(concat):
     manifest, version_dir = concat
     tf_rows = read_tf(version_dir, manifest)
-    torch_rows = read_with_tfrecord_package(version_dir)
+    package_rows = read_with_tfrecord_package(version_dir, manifest)
+    torch_rows = read_with_torch_reader(version_dir)
     for name in tf_rows:
+        assert np.array_equal(tf_rows[name], package_rows[name]), name
         assert np.array_equal(tf_rows[name], torch_rows[name]), name
 
 
