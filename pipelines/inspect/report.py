@@ -280,13 +280,12 @@ def sample_png(target: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from pipelines.cli import main
+    from pipelines.build import run_build
+    from pipelines.config import BuildConfig
 
     with tempfile.TemporaryDirectory() as tmp:
         output = os.path.join(tmp, "out")
-        code = main(["build", "--output", output, "--objective", "ul2", "--num-shards", "2", "--no-progress"])
-        if code:
-            raise SystemExit(code)
+        run_build(BuildConfig(objective="ul2", output=output, num_shards=2), show_progress=False)
         corpus = Corpus(output)
         measured = measure_version(corpus)
         caption, png = next((c, p) for c, p in plots(corpus, measured, None) if "span lengths per denoiser" in c)
