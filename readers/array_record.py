@@ -15,8 +15,6 @@ import shutil
 import tempfile
 from typing import Iterator, Sequence
 
-import numpy as np
-
 from readers.records import CorruptShard, open_binary
 
 RANDOM_ACCESS = "readahead_buffer_size:0,max_parallelism:0"  # what ArrayRecord's docs give for reads by index
@@ -71,41 +69,22 @@ def local_copy(path: str) -> Iterator[str]:
         os.remove(local)
 
 
-class ArrayRecordShards:
-    """The ArrayRecord shards of a split laid end to end: `read(indices)` gives the serialized records at split indices.
+class ArrayRecordFiles:
+    """The ArrayRecord shards of a split: `read(shard, rows)` gives serialized records by shard-relative index.
 
-    Readers open lazily, one per shard per process (they hold no state a
-    fork or pickle could share), so the object can go to Grain's worker
-    processes.
+    A reader opens on first use, one per shard per process (open readers
+    are not pickled), so the object can go to Grain's worker processes.
     """
 
     def __init__(self, paths: Sequence[str], counts: Sequence[int]):
         self.paths = list(paths)
-        self.counts = np.asarray(counts, dtype=np.int64)
-        self.ends = np.cumsum(self.counts)
+        self.counts = [int(c) for c in counts]
         self._readers: dict[int, object] = {}
-
-    def __len__(self) -> int:
-        return int(self.ends[-1]) if self.ends.size else 0
 
     def __getstate__(self):
         return {**self.__dict__, "_readers": {}}
 
-    def read(self, indices: Sequence[int]) -> list[bytes]:
-        """Records at split indices (any order, repeats allowed), returned in the order asked."""
-        indices = np.asarray(indices, dtype=np.int64)
-        if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
-            raise IndexError(f"indices must be in [0, {len(self)})")
-        shards = np.searchsorted(self.ends, indices, side="right")
-        rows = indices - (self.ends[shards] - self.counts[shards])
-        out: list[bytes] = [b""] * indices.size
-        for shard in np.unique(shards).tolist():
-            where = np.flatnonzero(shards == shard)
-            for i, record in zip(where.tolist(), read_records(self._reader(shard), self.paths[shard], rows[where])):
-                out[i] = record
-        return out
-
-    def _reader(self, shard: int):
+    def read(self, shard: int, rows: Sequence[int]) -> list[bytes]:
         if shard not in self._readers:
-            self._readers[shard] = open_reader(self.paths[shard], int(self.counts[shard]))
-        return self._readers[shard]
+            self._readers[shard] = open_reader(self.paths[shard], self.counts[shard])
+        return read_records(self._readers[shard], self.paths[shard], rows)

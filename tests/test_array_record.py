@@ -65,7 +65,7 @@ def test_bytes_are_the_same_across_runs_and_worker_counts(published, corpus, tok
 
 
 def test_verify_catches_a_flipped_byte_and_the_reader_names_the_file(published, tmp_path):
-    from readers.array_record import ArrayRecordShards
+    from readers.array_record import ArrayRecordFiles
     from readers.records import CorruptShard
 
     manifest, version_dir = published
@@ -82,13 +82,12 @@ def test_verify_catches_a_flipped_byte_and_the_reader_names_the_file(published, 
     assert code != 0
     assert f"{entry['path']}: sha256" in printed
     assert f"{entry['path']}: the ArrayRecord file cannot be read" in printed
-    shards = ArrayRecordShards([str(path)], [entry["examples"]])
     with pytest.raises(CorruptShard, match=str(path)):
-        shards.read(range(entry["examples"]))
+        ArrayRecordFiles([str(path)], [entry["examples"]]).read(0, range(entry["examples"]))
 
 
 def test_a_cut_short_shard_fails_naming_the_file(published, tmp_path):
-    from readers.array_record import ArrayRecordShards
+    from readers.array_record import ArrayRecordFiles
     from readers.records import CorruptShard
 
     manifest, version_dir = published
@@ -96,4 +95,4 @@ def test_a_cut_short_shard_fails_naming_the_file(published, tmp_path):
     path = tmp_path / "cut.array_record"
     path.write_bytes((open(os.path.join(version_dir, entry["path"]), "rb").read())[:-100])
     with pytest.raises(CorruptShard, match="cut.array_record"):
-        ArrayRecordShards([str(path)], [entry["examples"]]).read([0])
+        ArrayRecordFiles([str(path)], [entry["examples"]]).read(0, [0])
