@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 
 from corpus_tools import build, read_tf
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +89,7 @@ def test_a_restored_iterator_in_a_fresh_process_continues_where_it_stopped(corpu
 
     version_dir, _ = corpus
     for mode in ("save", "restore"):
-        run = subprocess.run([sys.executable, "-c", RESUME, version_dir, str(tmp_path / "state.json"), mode, str(tmp_path / f"{mode}.npy")], capture_output=True, text=True)
+        run = subprocess.run([sys.executable, "-c", RESUME, version_dir, str(tmp_path / "state.json"), mode, str(tmp_path / f"{mode}.npy")], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO})
         assert run.returncode == 0, run.stderr[-3000:]
     iterator = iter(grain_dataset(version_dir, batch_size=4, seed=11, num_epochs=3, process_index=1, process_count=2))
     uninterrupted = [next(iterator)["input_ids"] for _ in range(19)][7:]  # crosses into the second epoch
@@ -108,3 +111,15 @@ def test_a_corrupt_array_record_shard_fails_naming_the_file(corpus, tmp_path):
     with pytest.raises(CorruptShard, match=shard.name):
         for _ in grain_dataset(str(copy), batch_size=4, shuffle=False, process_index=0, process_count=1, num_threads=0):
             pass
+
+
+def test_a_flax_decoder_learns_from_the_grain_reader(corpus, tmp_path):
+    version_dir, _ = corpus
+    state = tmp_path / "state.json"
+    command = [sys.executable, os.path.join(REPO, "examples", "flax_clm.py"), "--data", version_dir, "--steps", "40", "--state", str(state)]
+    run = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": REPO})
+    assert run.returncode == 0, run.stderr[-3000:]
+    losses = [float(line.split()[-1]) for line in run.stdout.splitlines() if line.startswith("step ")]
+    assert len(losses) == 4
+    assert losses[-1] < losses[0] - 1.0, losses
+    assert json.loads(state.read_text())["next_index"] == 40

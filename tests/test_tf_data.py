@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 
 from corpus_tools import build
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _build(tmp_path_factory, sample_docs, tokenizer_path, name, shards):
@@ -104,7 +107,7 @@ def test_a_restored_iterator_in_a_fresh_process_continues_where_it_stopped(corpu
 
     version_dir, _ = corpus
     for mode in ("save", "restore"):
-        run = subprocess.run([sys.executable, "-c", RESUME, version_dir, str(tmp_path / "ckpt"), mode, str(tmp_path / f"{mode}.npy")], capture_output=True, text=True)
+        run = subprocess.run([sys.executable, "-c", RESUME, version_dir, str(tmp_path / "ckpt"), mode, str(tmp_path / f"{mode}.npy")], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO})
         assert run.returncode == 0, run.stderr[-3000:]
     uninterrupted = tf_dataset(version_dir, num_hosts=2, host_index=1, shuffle=True, seed=3, num_epochs=3, shuffle_buffer=32, batch_size=8)
     expected = np.stack([b["input_ids"].numpy() for b in uninterrupted.skip(5).take(6)])
@@ -131,3 +134,12 @@ def test_a_corrupt_shard_fails_naming_the_file(corpus, tmp_path, damage):
     with pytest.raises(tf.errors.InvalidArgumentError, match=shard.name):
         for _ in tf_dataset(str(copy), batch_size=4):
             pass
+
+
+def test_a_keras_decoder_learns_from_tf_dataset_with_model_fit(corpus):
+    version_dir, _ = corpus
+    run = subprocess.run([sys.executable, os.path.join(REPO, "examples", "keras_clm.py"), "--data", version_dir, "--epochs", "4", "--steps-per-epoch", "10"], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO})  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    losses = [float(line.split()[-1]) for line in run.stdout.splitlines() if line.startswith("epoch ")]
+    assert len(losses) == 4
+    assert losses[-1] < losses[0] - 1.0, losses
