@@ -5,7 +5,9 @@
 Builds a `clm` corpus of `--mb` MB (rows of `--seq-len`) twice, with
 `--formats tfrecord,parquet` and with `tfrecord,parquet,array_record`
 (the fastest of `--repeat` builds each; the difference is ArrayRecord's
-added time), then reads the train split in one process:
+added time, within the noise of a shared machine), times writing the train
+split's records as TFRecord and as ArrayRecord files alone (in this
+process, no build around it), then reads the train split in one process:
 
 - Grain (`readers.grain.grain_dataset`) with the global index shuffle, from
   the ArrayRecord shards and from the Parquet shards;
@@ -19,6 +21,7 @@ A reader's figure is tokens (batch x seq-len) per second over
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import tempfile
@@ -52,6 +55,25 @@ def read_rates(version_dir: str, seconds: float) -> dict[str, float]:
     ds = tf_dataset(version_dir, shuffle=True, seed=1, num_epochs=1000, shuffle_buffer=1024, batch_size=BATCH)
     rates["tf.data tfrecord, shard reshuffle + buffer 1024"] = tokens_per_second(iter(ds.as_numpy_iterator()), seconds)
     return rates
+
+
+def write_seconds(version_dir: str, workdir: str) -> dict[str, float]:
+    """Seconds to write the train split's records as TFRecord and as ArrayRecord files, in this process (no build around it)."""
+    from readers.records import iter_records
+    from transforms.codec import frame_tfrecords
+    from transforms.write import write_array_record, write_atomically
+
+    shards = sorted(glob.glob(os.path.join(version_dir, "train", "*.tfrecord")))
+    records = [list(iter_records(path)) for path in shards]
+    seconds = {"tfrecord": 0.0, "array_record": 0.0}
+    for i, shard in enumerate(records):
+        start = time.perf_counter()
+        write_atomically(os.path.join(workdir, f"shard-{i}.tfrecord"), [frame_tfrecords(shard)])
+        seconds["tfrecord"] += time.perf_counter() - start
+        start = time.perf_counter()
+        write_array_record(os.path.join(workdir, f"shard-{i}.array_record"), [shard])
+        seconds["array_record"] += time.perf_counter() - start
+    return seconds
 
 
 def main(argv=None) -> int:
@@ -92,11 +114,13 @@ def main(argv=None) -> int:
         "train_bytes_by_format": sizes,
         "build_seconds": builds,
         "array_record_added_seconds": builds["tfrecord,parquet,array_record"] - builds["tfrecord,parquet"],
+        "write_seconds": write_seconds(version_dir, workdir),
         "read_tokens_per_second": read_rates(version_dir, args.read_seconds),
     }
     with open(args.json, "w") as f:
         json.dump(results, f, indent=2)
     print(f"build s: {builds}; ArrayRecord adds {results['array_record_added_seconds']:.1f} s; train bytes {sizes}")
+    print(f"writing the train records alone, s: {results['write_seconds']}")
     for name, rate in results["read_tokens_per_second"].items():
         print(f"{name}: {rate / 1e6:.2f} M tokens/s")
     return 0

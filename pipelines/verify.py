@@ -14,6 +14,8 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import hashlib
+import shutil
+import tempfile
 import zlib
 from typing import Any, Mapping
 
@@ -96,12 +98,20 @@ def _parquet_rows(path: str) -> tuple[int | None, str | None]:
 
 
 def _array_record_rows(path: str) -> tuple[int | None, str | None]:
-    """An ArrayRecord file's record count, every record read (Riegeli checks each chunk's hash); a remote file is copied to a local one first."""
-    from readers.array_record import count_records, local_copy
+    """An ArrayRecord file's record count, every record read (Riegeli checks each chunk's hash).
+
+    ArrayRecord reads only local files: a remote one is copied to a local temporary file first.
+    """
+    from readers.array_record import count_records
 
     try:
-        with local_copy(path) as local:
-            return count_records(local), None
+        if "://" not in path:
+            return count_records(path), None
+        with tempfile.NamedTemporaryFile(suffix=".array_record") as local:
+            with _open(path) as f:
+                shutil.copyfileobj(f, local, _BLOCK)
+            local.flush()
+            return count_records(local.name), None
     except Exception as e:  # noqa: BLE001 — any failure to read the file is the finding
         return None, f"the ArrayRecord file cannot be read: {e}"
 

@@ -9,13 +9,9 @@ naming the file.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
-from typing import Iterator, Sequence
+from typing import Sequence
 
-from readers.records import CorruptShard, open_binary
+from readers.records import CorruptShard
 
 RANDOM_ACCESS = "readahead_buffer_size:0,max_parallelism:0"  # what ArrayRecord's docs give for reads by index
 _COUNT_BATCH = 1024
@@ -52,21 +48,6 @@ def count_records(path: str) -> int:
         read_records(reader, path, range(start, min(start + _COUNT_BATCH, total)))
     reader.close()
     return total
-
-
-@contextlib.contextmanager
-def local_copy(path: str) -> Iterator[str]:
-    """`path` itself when local; else a temporary local copy of it, removed afterwards."""
-    if "://" not in path:
-        yield path
-        return
-    handle, local = tempfile.mkstemp(suffix=".array_record")
-    try:
-        with os.fdopen(handle, "wb") as out, open_binary(path) as f:
-            shutil.copyfileobj(f, out, 4 << 20)
-        yield local
-    finally:
-        os.remove(local)
 
 
 class ArrayRecordFiles:

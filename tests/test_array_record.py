@@ -11,6 +11,7 @@ import shutil
 import pytest
 
 from corpus_tools import IN_MEMORY, TWO_PROCESSES, build, run_cli
+from test_gcs import download, gcs, objects  # noqa: F401 — gcs is a fixture
 
 ARGS = ("--seq-len", 64, "--num-shards", 3, "--validation-fraction", 0.1, "--formats", "tfrecord,array_record")
 
@@ -96,3 +97,16 @@ def test_a_cut_short_shard_fails_naming_the_file(published, tmp_path):
     path.write_bytes((open(os.path.join(version_dir, entry["path"]), "rb").read())[:-100])
     with pytest.raises(CorruptShard, match="cut.array_record"):
         ArrayRecordFiles([str(path)], [entry["examples"]]).read(0, [0])
+
+
+def test_to_gcs_through_a_local_file_then_verified(gcs):
+    from pipelines.verify import check_file
+    from transforms.write import write_array_record
+
+    written = write_array_record(f"{gcs}/v/train/a.array_record", [[b"one", b"two"], [b"three"]])
+    data = download(f"{gcs}/v/train/a.array_record")
+    assert written == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    assert objects(f"{gcs}/v/") == ["train/a.array_record"]
+    entry = {"path": "train/a.array_record", "format": "array_record", "examples": 3, **written}
+    assert check_file(f"{gcs}/v", entry) == []
+    assert check_file(f"{gcs}/v", {**entry, "examples": 4}) == ["train/a.array_record: 3 rows, the manifest says 4 examples"]
