@@ -152,8 +152,6 @@ def grain_dataset(
         process_count = jax.process_count() if process_count is None else process_count
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index {process_index} is not in [0, process_count={process_count})")
-    if not 0 <= seed < 2**32 - (epoch + (num_epochs or 0)):
-        raise ValueError(f"seed must be in [0, 2**32) with room for the epochs' seeds, got {seed}")
     source = SplitSource(path, split, fmt)
     per_process = examples_per_rank(len(source), process_count)
     if per_process < batch_size:
