@@ -123,3 +123,10 @@ def test_a_flax_decoder_learns_from_the_grain_reader(corpus, tmp_path):
     assert len(losses) == 4
     assert losses[-1] < losses[0] - 1.0, losses
     assert json.loads(state.read_text())["next_index"] == 40
+
+
+def test_the_readers_import_without_beam_tensorflow_or_jax():
+    code = "import sys, readers.grain, readers.array_record, readers.tf_data; print(sorted(m for m in ('apache_beam', 'tensorflow', 'jax', 'torch') if m in sys.modules))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
