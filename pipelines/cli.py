@@ -264,8 +264,10 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
     """What `show` and `report` share: which version, which format, which tokenizer."""
+    from pipelines.inspect.shards import FORMATS as READABLE_FORMATS
+
     parser.add_argument("path", metavar="OUT", help="an output root (its LATEST version) or a version directory; local or gs://.")
-    parser.add_argument("--format", default="parquet", choices=FORMATS, help="which shards to read. Default: parquet.")
+    parser.add_argument("--format", default="parquet", choices=READABLE_FORMATS, help="which shards to read. Default: parquet.")
     parser.add_argument("--tokenizer", metavar="MODEL", help="the SentencePiece model to decode with (its sha256 must be the manifest's). Default: the path the manifest records.")
 
 
