@@ -27,7 +27,7 @@ from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import ConfigError
 from transforms.read import READ_FORMATS
 from transforms.vocab import DEFAULT_EXTRA_IDS
-from transforms.write import FORMATS, TFRECORD_COMPRESSIONS
+from transforms.write import DEFAULT_FORMATS, FORMATS, TFRECORD_COMPRESSIONS
 
 CLM = ("clm",)
 BERT = ("mlm", "mlm_nsp", "mlm_sop")
@@ -115,7 +115,7 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
 
     out = parser.add_argument_group("output")
     out.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR", help=f"output root (local or gs://); versions go to DIR/versions/<version>/ and DIR/LATEST names the newest. Default: ./{DEFAULT_OUTPUT}.")
-    out.add_argument("--formats", type=_formats, default=FORMATS, help="comma-separated: tfrecord, parquet. Default: both.")
+    out.add_argument("--formats", type=_formats, default=DEFAULT_FORMATS, help="comma-separated: tfrecord, parquet, array_record (random access for Grain; the TFRecord shards' records). Default: tfrecord,parquet.")
     out.add_argument("--num-shards", type=_positive_int, help="train shards per format. Default: from the input size, one per 256 MiB, at least 16 while each gets 16 MiB (a small corpus gets one per 16 MiB; docs/scaling.md).")
     out.add_argument("--num-validation-shards", type=_positive_int, help="validation shards per format. Default: num_shards x validation_fraction (at least 1) when --num-shards is given, else from the validation share of the input as for --num-shards.")
     out.add_argument("--validation-fraction", type=float, default=0.01, help="share of documents (by doc-key hash) in validation. Default: 0.01.")
@@ -264,8 +264,10 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
     """What `show` and `report` share: which version, which format, which tokenizer."""
+    from pipelines.inspect.shards import FORMATS as READABLE_FORMATS
+
     parser.add_argument("path", metavar="OUT", help="an output root (its LATEST version) or a version directory; local or gs://.")
-    parser.add_argument("--format", default="parquet", choices=FORMATS, help="which shards to read. Default: parquet.")
+    parser.add_argument("--format", default="parquet", choices=READABLE_FORMATS, help="which shards to read. Default: parquet.")
     parser.add_argument("--tokenizer", metavar="MODEL", help="the SentencePiece model to decode with (its sha256 must be the manifest's). Default: the path the manifest records.")
 
 

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import require
 from transforms.read import READ_FORMATS
-from transforms.write import FORMATS, TFRECORD_COMPRESSIONS
+from transforms.write import DEFAULT_FORMATS, FORMATS, TFRECORD_COMPRESSIONS
 
 DEFAULT_OUTPUT = "tokenmill-output"
 BUCKET_BYTES = 4 << 20
@@ -44,7 +44,7 @@ class BuildConfig:
     id_field: str | None = "id"
     tokenizer: str | None = None
     output: str = DEFAULT_OUTPUT
-    formats: tuple[str, ...] = FORMATS
+    formats: tuple[str, ...] = DEFAULT_FORMATS
     num_shards: int | None = None
     num_validation_shards: int | None = None
     seed: int = 0

@@ -3,7 +3,8 @@
 `check_file` re-reads one file through Beam's FileSystems (so `gs://` works)
 and compares its size and sha256 with the manifest's, then checks what is
 inside: every TFRecord frame's CRCs and the record count, a Parquet file's
-footer and row count, a dead-letter file's line count. The build pipeline
+footer and row count, an ArrayRecord file's records and their count, a
+dead-letter file's line count. The build pipeline
 runs it on every file it wrote, one element per file, before it publishes;
 `tokenmill verify` runs it on every file of a published version.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import hashlib
+import shutil
+import tempfile
 import zlib
 from typing import Any, Mapping
 
@@ -94,6 +97,25 @@ def _parquet_rows(path: str) -> tuple[int | None, str | None]:
         return None, f"the Parquet footer cannot be read: {e}"
 
 
+def _array_record_rows(path: str) -> tuple[int | None, str | None]:
+    """An ArrayRecord file's record count, every record read (Riegeli checks each chunk's hash).
+
+    ArrayRecord reads only local files: a remote one is copied to a local temporary file first.
+    """
+    from readers.array_record import count_records
+
+    try:
+        if "://" not in path:
+            return count_records(path), None
+        with tempfile.NamedTemporaryFile(suffix=".array_record") as local:
+            with _open(path) as f:
+                shutil.copyfileobj(f, local, _BLOCK)
+            local.flush()
+            return count_records(local.name), None
+    except Exception as e:  # noqa: BLE001 — any failure to read the file is the finding
+        return None, f"the ArrayRecord file cannot be read: {e}"
+
+
 def check_file(version_dir: str, entry: Mapping[str, Any], compression: str = "none") -> list[str]:
     """Everything wrong with one file the manifest lists (a shard or a dead-letter file); [] if nothing."""
     name = entry["path"]
@@ -122,8 +144,8 @@ def check_file(version_dir: str, entry: Mapping[str, Any], compression: str = "n
             problems.append(f"{name}: {frames.problem}")
         elif frames.records != entry["examples"]:
             problems.append(f"{name}: {frames.records:,} records, the manifest says {entry['examples']:,} examples")
-    elif kind == "parquet":
-        rows, problem = _parquet_rows(path)
+    elif kind in ("parquet", "array_record"):
+        rows, problem = (_parquet_rows if kind == "parquet" else _array_record_rows)(path)
         if problem:
             problems.append(f"{name}: {problem}")
         elif rows != entry["examples"]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 import uuid
 import zlib
 from typing import Iterable, Iterator, Mapping, Sequence
@@ -23,7 +25,8 @@ from transforms.examples import SLICE_BYTES, KeyedExamples, in_pieces_of, merge_
 from transforms.read import DeadLetter
 from transforms.transit import Stored, store
 
-FORMATS = ("tfrecord", "parquet")
+FORMATS = ("tfrecord", "parquet", "array_record")
+DEFAULT_FORMATS = ("tfrecord", "parquet")
 TFRECORD_COMPRESSIONS = ("none", "gzip")
 TFRECORD_CHUNK_BYTES = 4 << 20  # examples encoded at once (gzip's output does not depend on where its input is cut)
 MERGE_BATCH_BYTES = 4 << 20  # examples a merge hands on at once
@@ -32,7 +35,9 @@ PARQUET_FLUSH_BYTES = 16 << 20  # a couple of row groups
 
 
 def shard_name(objective: str, shard: int, num_shards: int, fmt: str, compression: str = "none") -> str:
-    suffix = ".parquet" if fmt == "parquet" else ".tfrecord" + (".gz" if compression == "gzip" else "")
+    if fmt in ("parquet", "array_record"):
+        return f"{objective}-{shard:05d}-of-{num_shards:05d}.{fmt}"
+    suffix = ".tfrecord" + (".gz" if compression == "gzip" else "")
     return f"{objective}-{shard:05d}-of-{num_shards:05d}{suffix}"
 
 
@@ -58,11 +63,57 @@ def write_atomically(path: str, chunks: Iterable[bytes]) -> dict:
     return {"bytes": size, "sha256": digest.hexdigest()}
 
 
-def _tfrecord_chunks(chunks: Iterable[KeyedExamples], schema: Schema, compression: str) -> Iterable[bytes]:
-    """A TFRecord file's bytes, a chunk of examples at a time."""
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if compression == "gzip" else None  # gzip, mtime 0
+# One record per chunk (group) so a reader decompresses only the record it reads (what Grain's
+# ArrayRecordDataSource expects); one writer thread and a fixed zstd level, so the bytes depend only on the records.
+ARRAY_RECORD_OPTIONS = "group_size:1,zstd:3,max_parallelism:1"
+_COPY_BLOCK = 4 << 20
+
+
+def write_array_record(path: str, record_chunks: Iterable[Iterable[bytes]]) -> dict:
+    """Write the records of `record_chunks` as an ArrayRecord file, atomically; return size and sha256.
+
+    ArrayRecord's writer only writes local files: a local `path` is written
+    under a temporary name beside it, then renamed; a remote one (gs://) is
+    written to a local temporary file first, then copied through Beam's
+    FileSystems by `write_atomically`.
+    """
+    from array_record.python.array_record_module import ArrayRecordWriter
+
+    remote = "://" in path
+    directory, name = path.rsplit("/", 1)
+    tmp = os.path.join(tempfile.gettempdir() if remote else directory, f".tmp-{uuid.uuid4().hex}-{name}")
+    try:
+        writer = ArrayRecordWriter(tmp, ARRAY_RECORD_OPTIONS)
+        for records in record_chunks:
+            for record in records:
+                writer.write(record)
+        writer.close()
+        with open(tmp, "rb") as f:
+            blocks = iter(lambda: f.read(_COPY_BLOCK), b"")
+            if remote:
+                return write_atomically(path, blocks)
+            digest, size = hashlib.sha256(), 0
+            for block in blocks:
+                digest.update(block)
+                size += len(block)
+        os.replace(tmp, path)
+        return {"bytes": size, "sha256": digest.hexdigest()}
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _serialized_chunks(chunks: Iterable[KeyedExamples], schema: Schema) -> Iterable[list[bytes]]:
+    """Each chunk of examples as serialized `tf.train.Example`s: the records of the TFRecord and ArrayRecord shards."""
     for chunk in chunks:
-        framed = frame_tfrecords(serialize_examples(chunk.features, schema))
+        yield serialize_examples(chunk.features, schema)
+
+
+def _tfrecord_chunks(record_chunks: Iterable[list[bytes]], compression: str) -> Iterable[bytes]:
+    """A TFRecord file's bytes, a chunk of records at a time."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if compression == "gzip" else None  # gzip, mtime 0
+    for records in record_chunks:
+        framed = frame_tfrecords(records)
         yield compressor.compress(framed) if compressor else framed
     if compressor:
         yield compressor.flush()
@@ -193,11 +244,15 @@ class WriteShard(beam.DoFn):
                 merged = counted(merged)
             relative = f"{split}/{shard_name(self._schema.objective, shard, self._num_shards[split], fmt, self._compression)}"
             path = join(self._version_dir, relative)
-            if fmt == "tfrecord":
-                chunks = _tfrecord_chunks(in_pieces_of(max(1, TFRECORD_CHUNK_BYTES // row_bytes(self._schema)), merged), self._schema, self._compression)
-            else:
-                chunks = _parquet_chunks(in_pieces_of(parquet_rows_per_group(self._schema), merged), self._schema)
-            written.append((relative, fmt, write_atomically(path, chunks)))
+            if fmt == "parquet":
+                file_stats = write_atomically(path, _parquet_chunks(in_pieces_of(parquet_rows_per_group(self._schema), merged), self._schema))
+            else:  # TFRecord and ArrayRecord: the same serialized records
+                records = _serialized_chunks(in_pieces_of(max(1, TFRECORD_CHUNK_BYTES // row_bytes(self._schema)), merged), self._schema)
+                if fmt == "tfrecord":
+                    file_stats = write_atomically(path, _tfrecord_chunks(records, self._compression))
+                else:
+                    file_stats = write_array_record(path, records)
+            written.append((relative, fmt, file_stats))
         for relative, fmt, file_stats in written:
             yield {"path": relative, "format": fmt, **stats, **file_stats}
 
