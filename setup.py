@@ -26,7 +26,7 @@ setup(
         "tf": ["tensorflow-cpu>=2.16,<3"],
         # Trainer-side extras: none of them is needed by the pipeline or its workers.
         "torch": ["torch>=2.4", "torchdata>=0.10", "transformers>=4.45", "fsspec>=2024.6", "gcsfs>=2024.6"],
-        "jax": ["jax>=0.4.30", "flax>=0.10", "optax>=0.2", "grain>=0.2.10", "array-record>=0.5"],
+        "jax": ["jax>=0.4.30", "flax>=0.12", "optax>=0.2", "grain>=0.2.10", "array-record>=0.5"],
         "array_record": ["array-record>=0.5"],
         "dask": ["apache-beam[dask]>=2.77,<2.78", "dask[distributed]>=2024.4.2"],
         "report": ["matplotlib>=3.8"],
@@ -46,7 +46,7 @@ setup(
             "fsspec>=2024.6",
             "gcsfs>=2024.6",
             "jax>=0.4.30",
-            "flax>=0.10",
+            "flax>=0.12",
             "optax>=0.2",
             "grain>=0.2.10",
             "array-record>=0.5",
