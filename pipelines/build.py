@@ -28,7 +28,7 @@ from pipelines.sample import cache_dir, sample_corpus_path, sample_tokenizer_pat
 from pipelines.verify import VerifyWritten
 from transforms.counters import COUNTERS
 from transforms.examples import MakeExamples
-from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, Retention, code_version, utc_now
+from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, Retention, code_version, delete_tree, has_files, temporary_dir, utc_now
 from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import ConfigError, Objective
 from transforms.read import InputSpec, ReadDocuments, ReadRange, infer_format, plan_ranges
@@ -63,6 +63,11 @@ class BuildPlan:
     @property
     def version_dir(self) -> str:
         return join(self.output, VERSIONS, self.version)
+
+    @property
+    def temporary_dir(self) -> str:
+        """Transit files: removed by Publish, or with the whole version when a failed build is cleaned up."""
+        return temporary_dir(self.version_dir)
 
     @property
     def input_bytes(self) -> int:
@@ -258,15 +263,14 @@ def plan_build(config: BuildConfig) -> BuildPlan:
     )
     if FileSystems.exists(join(plan.version_dir, MANIFEST)):
         raise ConfigError(f"version {version!r} already exists in {output}; pass another --version")
-    if FileSystems.exists(plan.version_dir):
-        FileSystems.delete([plan.version_dir])  # an incomplete leftover of the same name
+    delete_tree(plan.version_dir)  # an incomplete leftover of the same name (a failed run of this --version)
     return plan
 
 
 def _unused_version_name(output: str, name: str) -> str:
     """`name`, or `name.2`, `name.3`, ... if builds of the same config started within one second."""
     candidate, n = name, 1
-    while FileSystems.exists(join(output, VERSIONS, candidate)):
+    while has_files(join(output, VERSIONS, candidate)):
         n += 1
         candidate = f"{name}.{n}"
     return candidate
@@ -302,12 +306,12 @@ class BuildCorpus(beam.PTransform):
             | "Read" >> beam.ParDo(ReadDocuments(plan.input_spec, progress_dir=self._progress_dir)).with_outputs("dead", COUNTERS, main="docs")
         )
         tokenized = read.docs | "Tokenize" >> beam.ParDo(
-            TokenizeDocuments(plan.model_proto, _sentence_splitter(plan), config.seed, plan.num_buckets, plan.version_dir, self._progress_dir)
+            TokenizeDocuments(plan.model_proto, _sentence_splitter(plan), config.seed, plan.num_buckets, plan.temporary_dir, self._progress_dir)
         ).with_outputs("dead", COUNTERS, main="buckets")
         made = (
             tokenized.buckets
             | "GroupBuckets" >> beam.GroupByKey()
-            | "Objective" >> beam.ParDo(MakeExamples(plan.objective, config.seed, config.validation_fraction, plan.num_shards, plan.version_dir)).with_outputs(COUNTERS, main="examples")
+            | "Objective" >> beam.ParDo(MakeExamples(plan.objective, config.seed, config.validation_fraction, plan.num_shards, plan.temporary_dir)).with_outputs(COUNTERS, main="examples")
         )
         shard_args = (plan.objective.schema, plan.version_dir, config.formats, config.compression, plan.num_shards, plan.vocab.pad)
         written = made.examples | "GroupShards" >> beam.GroupByKey() | "WriteShards" >> beam.ParDo(WriteShard(*shard_args))

@@ -2,7 +2,7 @@
 
     tokenmill build [options] [Beam options]     build a corpus version (the sample corpus by default)
     tokenmill rebuild [options] [Beam options]   the same, only if anything changed; publish, keep the newest --keep
-    tokenmill verify OUT                         check a version's files against its manifest
+    tokenmill verify OUT [--clean]               check a version's files against its manifest (and remove failed builds)
     tokenmill show OUT [options]                 print examples decoded with the build's tokenizer
     tokenmill report OUT [--html FILE]           measure the examples: a terminal table or one HTML page of plots
     tokenmill train-tokenizer [options]          train a SentencePiece model with every special token reserved
@@ -230,7 +230,11 @@ def _rebuild(args: argparse.Namespace, beam_args: list[str], parser: argparse.Ar
 
 def _verify(args: argparse.Namespace) -> int:
     from pipelines.verify import verify_version
+    from transforms.manifest import remove_incomplete_versions
 
+    if args.clean:
+        removed = remove_incomplete_versions(args.path.rstrip("/"))
+        print(f"Removed {len(removed)} incomplete version(s)" + (f": {', '.join(removed)}" if removed else ""))
     report = verify_version(args.path)
     print(report.text())
     return 0 if report.ok else 1
@@ -317,6 +321,7 @@ def make_parser() -> argparse.ArgumentParser:
         description="Check every file of a version against its manifest: presence, size, sha256, example counts, TFRecord CRCs, Parquet footers. Exits 1 with a report naming each bad file.",
     )
     verify.add_argument("path", metavar="OUT", help="an output root (its LATEST version is checked) or a version directory; local or gs://.")
+    verify.add_argument("--clean", action="store_true", help="first remove what failed builds left in the output root OUT: every version without a manifest (shards and transit files) except the one LATEST names. Run it only while no build writes to OUT.")
     show = commands.add_parser("show", help="print examples decoded", description="Print examples of a published version decoded with the build's own tokenizer: clm pieces and document starts, BERT segments with each prediction (mask / random / kept) and the NSP/SOP label, T5/UL2 sentinels with the spans they hide, prefix | target.")
     _add_inspect_arguments(show)
     show.add_argument("--split", default="train", help="train or validation. Default: train.")

@@ -3,77 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 
 from corpus_tools import IN_MEMORY, run_cli
-
-BUCKET = "tokenmill-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from gcs_tools import BUCKET, download, emulator, objects, point_beam_at, upload
 
 
 @pytest.fixture
 def gcs(monkeypatch, tmp_path):
-    """`gcp-storage-emulator` in memory with one bucket; Beam's GCS client pointed at it, anonymously.
-
-    Without credentials Beam retries Google's credential lookup for about 30 s
-    and then connects anonymously; the fixture starts it in that final state.
-    """
-    port = _free_port()
-    emulator = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
-    log = open(tmp_path / "emulator.log", "wb")
-    process = subprocess.Popen([emulator, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory", "--default-bucket", BUCKET], stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "emulator.log").read_text()
-                time.sleep(0.05)
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
-        from apache_beam.internal.gcp import auth
-
-        monkeypatch.setattr(auth._Credentials, "_credentials_init", True)  # noqa: SLF001
-        monkeypatch.setattr(auth._Credentials, "_credentials", None)  # noqa: SLF001
+    """A GCS emulator with one bucket, Beam's GCS client pointed at it; yields the bucket's URL."""
+    with emulator(tmp_path) as port:
+        point_beam_at(monkeypatch, f"http://127.0.0.1:{port}")
         yield f"gs://{BUCKET}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
-
-
-def upload(path: str, data: bytes) -> None:
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        f.write(data)
-
-
-def download(path: str) -> bytes:
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return f.read()
-
-
-def objects(prefix: str) -> list[str]:
-    from apache_beam.io.filesystems import FileSystems
-
-    return sorted(m.path[len(prefix) :] for m in FileSystems.match([prefix + "**"])[0].metadata_list)
 
 
 def jsonl(docs) -> bytes:

@@ -28,6 +28,7 @@ from transforms.write import join, shard_name, write_atomically
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
 VERSIONS = "versions"
+TEMPORARY = ".tmp"
 FORMAT_VERSION = 2
 SOURCE_PACKAGES = ("pipelines", "transforms", "schemas", "runners", "readers")
 
@@ -193,8 +194,40 @@ def versions_to_delete(versions: Sequence[VersionDir], latest: str | None, curre
     return sorted(name for name in doomed if name not in (latest, current))
 
 
+def temporary_dir(version_dir: str) -> str:
+    """Where a build keeps its transit files: one prefix, deleted at once by Publish (or with the version by a clean-up)."""
+    return join(version_dir, TEMPORARY)
+
+
+def has_files(directory: str) -> bool:
+    """Whether any file is stored under `directory`, from a listing that stops at the first file.
+
+    `FileSystems.exists` cannot tell: an object store has no directories, so
+    on `gs://` it is false for every prefix, whatever the prefix holds.
+    """
+    from apache_beam.io.filesystems import FileSystems
+
+    return bool(FileSystems.match([join(directory, "**")], limits=[1])[0].metadata_list)
+
+
+def delete_tree(directory: str) -> None:
+    """Delete everything under `directory`.
+
+    A path with a trailing '/' is a prefix to Beam's object stores: GCS lists
+    it and deletes in batches of 100 objects a request. A list of paths would
+    cost a lookup and a one-object batch each (hours for the transit files of
+    a large build). A local directory is removed as a tree.
+    """
+    from apache_beam.io.filesystems import FileSystems
+
+    if "://" in directory:
+        FileSystems.delete([join(directory, "")])
+    elif FileSystems.exists(directory):
+        FileSystems.delete([directory])
+
+
 def remove_temporaries(directory: str, recursive: bool, written_before: float | None = None) -> None:
-    """Delete the `.tmp-*` files `write_atomically` left behind when killed (all, or those last written before `written_before`)."""
+    """Delete the `.tmp-*` files `write_atomically` left beside their targets when killed (all, or those last written before `written_before`)."""
     from apache_beam.io.filesystems import FileSystems
 
     pattern = join(directory, "**.tmp-*" if recursive else ".tmp-*")
@@ -221,8 +254,22 @@ def prune_versions(output: str, retention: Retention, current: str) -> list[str]
         version_dir = join(output, VERSIONS, name)
         if FileSystems.exists(join(version_dir, MANIFEST)):
             FileSystems.delete([join(version_dir, MANIFEST)])
-        # A local directory is deleted as a tree; on an object store, a trailing '/' deletes the prefix.
-        FileSystems.delete([version_dir if FileSystems.exists(version_dir) else join(version_dir, "")])
+        delete_tree(version_dir)
+    return doomed
+
+
+def remove_incomplete_versions(output: str) -> list[str]:
+    """Delete every version without a manifest but the one `LATEST` names, and stray temporaries beside `LATEST`; the names removed.
+
+    What failed builds leave behind: their shards so far and their transit
+    files. Only safe while no build writes to `output` (a running build's
+    version is incomplete too).
+    """
+    latest = read_latest(output)
+    doomed = [v.name for v in scan_versions(output) if not v.complete and v.name != latest]
+    for name in doomed:
+        delete_tree(join(output, VERSIONS, name))
+    remove_temporaries(output, recursive=False)
     return doomed
 
 
@@ -248,6 +295,7 @@ class Publish(beam.DoFn):
         if missing:
             raise IncompleteVersion(f"{len(missing)} shards were not written, e.g. {missing[0]}; not publishing {self._version}")
         version_dir = join(self._output, VERSIONS, self._version)
+        delete_tree(temporary_dir(version_dir))
         remove_temporaries(version_dir, recursive=True)
         manifest = assemble(self._static, self._objective, sum_counters(counters), shards, errors, utc_now())
         write_atomically(join(version_dir, MANIFEST), [dumps(manifest)])

@@ -1,0 +1,80 @@
+"""What a build costs and leaves on an object store, counted through a proxy in front of a GCS emulator on 127.0.0.1."""
+
+from __future__ import annotations
+
+import pytest
+
+from corpus_tools import IN_MEMORY, run_cli
+from gcs_tools import BUCKET, counting_proxy, download, emulator, objects, point_beam_at, upload
+
+
+@pytest.fixture
+def gcs(monkeypatch, tmp_path):
+    """The emulator's bucket URL, and the traffic Beam's GCS client sends it."""
+    with emulator(tmp_path) as port, counting_proxy(port) as (proxy_port, traffic):
+        point_beam_at(monkeypatch, f"http://127.0.0.1:{proxy_port}")
+        yield f"gs://{BUCKET}", traffic
+
+
+def _build(gcs_url, tokenizer_path, *args):
+    code, printed = run_cli(
+        "build", "--tokenizer", tokenizer_path, "--output", f"{gcs_url}/corpus", "--seq-len", 64, "--no-progress", *args, *IN_MEMORY,
+    )
+    assert code == 0, printed
+    return download(f"{gcs_url}/corpus/LATEST").decode().strip()
+
+
+def test_temporaries_are_deleted_in_batches_of_a_hundred(gcs):
+    """A list of paths would cost a lookup and a one-object batch each: 600 requests here, not 3 batches and a listing.
+
+    (Hundreds, not thousands, of files: the emulator rewrites its whole table on every delete.)
+    """
+    from google.cloud import storage
+
+    from transforms.manifest import delete_tree
+
+    url, traffic = gcs
+    bucket = storage.Client.create_anonymous_client().bucket(BUCKET)
+    files = 300
+    for i in range(files):
+        bucket.blob(f"corpus/versions/v/.tmp/.tmp-transit-{i:05d}").upload_from_string(b"x")
+    bucket.blob("corpus/versions/v/train/shard").upload_from_string(b"kept")
+    traffic.reset()
+    delete_tree(f"{url}/corpus/versions/v/.tmp")
+    assert objects(f"{url}/corpus/") == ["versions/v/train/shard"]
+    assert traffic.requests["batch"] == files // 100
+    assert sum(traffic.requests.values()) <= files // 100 + 5, traffic.requests
+
+
+def test_a_failed_build_is_removed_by_verify_clean(gcs, tokenizer_path):
+    url, _ = gcs
+    failed = f"{url}/corpus/versions/failed"
+    upload(f"{failed}/train/clm-00000-of-00002.tfrecord", b"half a shard")
+    upload(f"{failed}/.tmp/.tmp-transit-0123", b"tokenized documents")
+    version = _build(url, tokenizer_path, "--num-shards", 2)
+    assert any(f.startswith("versions/failed/") for f in objects(f"{url}/corpus/"))
+    code, printed = run_cli("verify", f"{url}/corpus", "--clean")
+    assert code == 0, printed
+    assert printed.splitlines()[0] == "Removed 1 incomplete version(s): failed"
+    assert {f.split("/")[0] for f in objects(f"{url}/corpus/versions/")} == {version}
+
+
+def test_a_rerun_of_a_failed_version_replaces_its_leftover(gcs, tokenizer_path):
+    """The failed run had another shard count: none of its shards may survive in the published version."""
+    url, _ = gcs
+    upload(f"{url}/corpus/versions/v1/train/clm-00003-of-00009.tfrecord", b"a shard of the failed run")
+    assert _build(url, tokenizer_path, "--num-shards", 2, "--version", "v1") == "v1"
+    names = objects(f"{url}/corpus/versions/v1/")
+    assert not [n for n in names if "-of-00009" in n or ".tmp" in n], names
+    code, printed = run_cli("verify", f"{url}/corpus")
+    assert code == 0, printed
+
+
+def test_version_names_are_not_reused_on_an_object_store(gcs):
+    from pipelines.build import _unused_version_name
+
+    url, _ = gcs
+    upload(f"{url}/corpus/versions/20260101T000000Z-abcd/train/x", b"x")
+    upload(f"{url}/corpus/versions/20260101T000000Z-abcd.2/train/x", b"x")
+    assert _unused_version_name(f"{url}/corpus", "20260101T000000Z-abcd") == "20260101T000000Z-abcd.3"
+    assert _unused_version_name(f"{url}/corpus", "20260101T000000Z-abc") == "20260101T000000Z-abc"
