@@ -1,6 +1,6 @@
 """Plan a build (resolve inputs, tokenizer, objective, version) and compose the pipeline.
 
-    ranges ─ Read ─ Tokenize ─(bucket)─ GroupByKey ─ Objective ─(split, shard)─ GroupByKey ─ WriteShards ──────────┬─ Verify ─┐
+    files ─ PlanRanges ─ Read ─ Tokenize ─(bucket)─ GroupByKey ─ Objective ─(split, shard)─ GroupByKey ─ WriteShards ──────────┬─ Verify ─┐
                  │                                                          every shard ─ WriteEmptyShards (if none) ─┘          │
                  ├─ dead letters ─ GroupByKey(reason) ─ WriteErrors ─ Verify ───────────────────────────────────────────────────┤
                  └─ counters ─ Sum ─────────────────────────────────────────────────────────────────────────────────────────────┴─ Publish
@@ -31,7 +31,7 @@ from transforms.examples import MakeExamples
 from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, Retention, code_version, delete_tree, has_files, temporary_dir, utc_now
 from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import ConfigError, Objective
-from transforms.read import InputSpec, ReadDocuments, ReadRange, infer_format, plan_ranges
+from transforms.read import InputSpec, PlanRanges, ReadDocuments, infer_format
 from transforms.tokenize import TokenizeDocuments
 from transforms.vocab import DEFAULT_EXTRA_IDS, Vocab
 from transforms.write import WriteDeadLetters, WriteEmptyShards, WriteShard, join, key_by_reason
@@ -52,7 +52,6 @@ class BuildPlan:
     code: dict[str, str]
     input_spec: InputSpec
     inputs: list[dict[str, Any]]
-    ranges: list[ReadRange]
     num_buckets: int
     num_shards: dict[str, int]
     output: str
@@ -177,16 +176,6 @@ def fingerprint_inputs(metas: list, patterns: tuple[str, ...], pool: ThreadPoolE
     return entries
 
 
-def _parquet_row_groups(path: str) -> int | None:
-    import pyarrow.parquet as pq
-
-    try:
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            return pq.ParquetFile(f).metadata.num_row_groups
-    except Exception:  # noqa: BLE001 — the reader dead-letters an unreadable file
-        return None
-
-
 def resolve_vocab(config: BuildConfig, model_proto: bytes) -> Vocab:
     objective_cls = OBJECTIVES[config.objective]
     needed = objective_cls.sentinels_needed(config.objective_options)
@@ -214,13 +203,10 @@ def plan_build(config: BuildConfig) -> BuildPlan:
     objective = OBJECTIVES[config.objective].from_options(config.objective_options, vocab)
 
     metas = match_inputs(config.inputs)
-    formats = [infer_format(meta.path, config.input_format) for meta in metas]
+    for meta in metas:
+        infer_format(meta.path, config.input_format)  # a file of unknown format fails here, not on a worker
     with ThreadPoolExecutor(PLAN_THREADS) as pool:
-        row_groups = list(pool.map(lambda meta, fmt: _parquet_row_groups(meta.path) if fmt[0] == "parquet" else None, metas, formats))
         inputs = fingerprint_inputs(metas, config.inputs, pool)
-    ranges: list[ReadRange] = []
-    for meta, (fmt, compression), groups in zip(metas, formats, row_groups):
-        ranges += plan_ranges(meta.path, meta.size_in_bytes, fmt, compression, config.read_range_mb << 20, groups)
 
     tokenizer_sha = hashlib.sha256(model_proto).hexdigest()
     code = code_version()
@@ -253,7 +239,6 @@ def plan_build(config: BuildConfig) -> BuildPlan:
         code=code,
         input_spec=InputSpec(config.text_field, config.id_field or None, config.max_document_bytes),
         inputs=inputs,
-        ranges=ranges,
         num_buckets=num_buckets,
         num_shards=num_shards,
         output=output,
@@ -274,6 +259,11 @@ def _unused_version_name(output: str, name: str) -> str:
         n += 1
         candidate = f"{name}.{n}"
     return candidate
+
+
+def _every_shard(split_and_count: tuple[str, int]):
+    split, count = split_and_count
+    return [(split, shard) for shard in range(count)]
 
 
 def _sentence_splitter(plan: BuildPlan):
@@ -301,7 +291,8 @@ class BuildCorpus(beam.PTransform):
         plan, config = self._plan, self._plan.config
         read = (
             pbegin
-            | "Ranges" >> beam.Create(plan.ranges, reshuffle=False)
+            | "Files" >> beam.Create([(f["path"], f["size"]) for f in plan.inputs], reshuffle=False)
+            | "PlanRanges" >> beam.ParDo(PlanRanges(config.input_format, config.read_range_mb << 20))
             | "SpreadRanges" >> beam.Reshuffle()
             | "Read" >> beam.ParDo(ReadDocuments(plan.input_spec, progress_dir=self._progress_dir)).with_outputs("dead", COUNTERS, main="docs")
         )
@@ -317,7 +308,8 @@ class BuildCorpus(beam.PTransform):
         written = made.examples | "GroupShards" >> beam.GroupByKey() | "WriteShards" >> beam.ParDo(WriteShard(*shard_args))
         empty = (
             pbegin
-            | "EveryShard" >> beam.Create([(split, shard) for split, n in plan.num_shards.items() for shard in range(n)], reshuffle=False)
+            | "Splits" >> beam.Create(sorted(plan.num_shards.items()), reshuffle=False)
+            | "EveryShard" >> beam.FlatMap(_every_shard)
             | "WriteEmptyShards" >> beam.ParDo(WriteEmptyShards(*shard_args), beam.pvalue.AsList(written))
         )
         shards = (

@@ -33,3 +33,35 @@ def test_source_distribution_holds_every_package(tmp_path):
     for package in PACKAGES:
         assert f"{package}/__init__.py" in names, package
     assert "setup.py" in names and "transforms/objectives/clm.py" in names
+
+
+def _translated_graph_bytes(plan) -> int:
+    """Bytes of the pipeline graph Dataflow gets for a build (its Runner v2 job stages this proto), without submitting it."""
+    from pipelines.build import BuildCorpus
+    from runners.local import run
+
+    result = run(
+        lambda p, _: p | BuildCorpus(plan),
+        ["--runner", "DataflowRunner", "--project", "tokenmill-test", "--region", "us-central1", "--temp_location", "gs://tokenmill-test/tmp", "--dry_run=True"],
+        show_progress=False,
+    )
+    return result.job.proto_pipeline.ByteSize()
+
+
+def test_the_job_graph_does_not_grow_with_the_input_bytes(tmp_path, sample_corpus_path):
+    """The same 256 files planned at 4 MiB (1 GB) and at 4 GiB each (1 TB): 262k read ranges, planned on workers."""
+    import dataclasses
+
+    from pipelines.build import plan_build
+    from pipelines.config import BuildConfig
+
+    plan = plan_build(BuildConfig(inputs=(sample_corpus_path,), output=str(tmp_path / "out")))
+
+    def planned(file_bytes: int):
+        inputs = [{"path": f"gs://corpus/part-{i:05d}.jsonl", "size": file_bytes, "checksum": "0" * 32, "last_updated": 1.7e9} for i in range(256)]
+        return dataclasses.replace(plan, inputs=inputs, num_buckets=plan.config.buckets_for(256 * file_bytes))
+
+    small = _translated_graph_bytes(planned(4 << 20))
+    large = _translated_graph_bytes(planned(4 << 30))
+    assert large < 1 << 20
+    assert abs(large - small) < 1024, (small, large)
