@@ -1,9 +1,9 @@
 """Plan a build (resolve inputs, tokenizer, objective, version) and compose the pipeline.
 
-    files ─ PlanRanges ─ Read ─ Tokenize ─(bucket)─ GroupByKey ─ Objective ─(split, shard)─ GroupByKey ─ WriteShards ──────────┬─ Verify ─┐
-                 │                                                          every shard ─ WriteEmptyShards (if none) ─┘          │
-                 ├─ dead letters ─ GroupByKey(reason) ─ WriteErrors ─ Verify ───────────────────────────────────────────────────┤
-                 └─ counters ─ Sum ─────────────────────────────────────────────────────────────────────────────────────────────┴─ Publish
+    files ─ PlanRanges ─ Reshuffle ─ Read ─┬─ Tokenize ───────────────────────────────────┬─(bucket)─ GroupByKey ─ Objective ─(split, shard)─ GroupByKey ─ WriteShards ─┬─ Verify ─┐
+                                           └─ (big unsplit files) ─ Reshuffle ─ Tokenize ─┘                                   every shard ─ WriteEmptyShards (if none) ─┘          │
+    dead letters (every step) ─ GroupByKey(reason) ─ WriteErrors ─ Verify ─────────────────────────────────────────────────────────────────────────────────────────────────────────┤
+    counters (every step) ─ Sum ───────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────┴─ Publish
 
 Everything that can be decided before the pipeline runs is decided in
 `plan_build`, in the launcher, so a bad flag, a missing file or an unusable
@@ -31,7 +31,7 @@ from transforms.examples import MakeExamples
 from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, Retention, code_version, delete_tree, has_files, temporary_dir, utc_now
 from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import ConfigError, Objective
-from transforms.read import InputSpec, PlanRanges, ReadDocuments, infer_format
+from transforms.read import SPREAD, InputSpec, PlanRanges, ReadDocuments, infer_format
 from transforms.tokenize import TokenizeDocuments
 from transforms.vocab import DEFAULT_EXTRA_IDS, Vocab
 from transforms.write import WriteDeadLetters, WriteEmptyShards, WriteShard, join, key_by_reason
@@ -294,13 +294,15 @@ class BuildCorpus(beam.PTransform):
             | "Files" >> beam.Create([(f["path"], f["size"]) for f in plan.inputs], reshuffle=False)
             | "PlanRanges" >> beam.ParDo(PlanRanges(config.input_format, config.read_range_mb << 20))
             | "SpreadRanges" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(ReadDocuments(plan.input_spec, progress_dir=self._progress_dir)).with_outputs("dead", COUNTERS, main="docs")
+            | "Read" >> beam.ParDo(ReadDocuments(plan.input_spec, progress_dir=self._progress_dir, spread_bytes=config.read_range_mb << 20)).with_outputs("dead", COUNTERS, SPREAD, main="docs")
         )
-        tokenized = read.docs | "Tokenize" >> beam.ParDo(
-            TokenizeDocuments(plan.model_proto, _sentence_splitter(plan), config.seed, plan.num_buckets, plan.temporary_dir, self._progress_dir)
-        ).with_outputs("dead", COUNTERS, main="buckets")
+        tokenize = TokenizeDocuments(plan.model_proto, _sentence_splitter(plan), config.seed, plan.num_buckets, plan.temporary_dir, self._progress_dir)
+        # Two tokenize steps rather than one after a Flatten: a runner may materialise a Flatten's inputs, which would move all the text.
+        fused = read.docs | "Tokenize" >> beam.ParDo(tokenize).with_outputs("dead", COUNTERS, main="buckets")
+        spread = read[SPREAD] | "SpreadBatches" >> beam.Reshuffle() | "TokenizeSpread" >> beam.ParDo(tokenize).with_outputs("dead", COUNTERS, main="buckets")
         made = (
-            tokenized.buckets
+            (fused.buckets, spread.buckets)
+            | "AllBuckets" >> beam.Flatten()
             | "GroupBuckets" >> beam.GroupByKey()
             | "Objective" >> beam.ParDo(MakeExamples(plan.objective, config.seed, config.validation_fraction, plan.num_shards, plan.temporary_dir)).with_outputs(COUNTERS, main="examples")
         )
@@ -318,7 +320,7 @@ class BuildCorpus(beam.PTransform):
             | "VerifyShards" >> beam.ParDo(VerifyWritten(plan.version_dir, config.compression))
         )
         errors = (
-            (read.dead, tokenized.dead)
+            (read.dead, fused.dead, spread.dead)
             | "DeadLetters" >> beam.Flatten()
             | "KeyByReason" >> beam.Map(key_by_reason)
             | "GroupReasons" >> beam.GroupByKey()
@@ -326,7 +328,7 @@ class BuildCorpus(beam.PTransform):
             | "VerifyErrors" >> beam.ParDo(VerifyWritten(plan.version_dir, config.compression))
         )
         counters = (
-            (read[COUNTERS], tokenized[COUNTERS], made[COUNTERS])
+            (read[COUNTERS], fused[COUNTERS], spread[COUNTERS], made[COUNTERS])
             | "AllCounters" >> beam.Flatten()
         )
         return (

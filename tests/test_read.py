@@ -150,3 +150,30 @@ def test_damaged_tfrecords_dead_letter_the_damage(tmp_path):
     assert [getattr(d, "reason", d.text if isinstance(d, Document) else None) for d in flipped] == ["doc 0", "corrupt_record", "doc 2", "doc 3", "doc 4"]
     cut = read_all(tmp_path / "cut.tfrecord", "tfrecord")
     assert [d.text for d in cut[:3]] == ["doc 0", "doc 1", "doc 2"] and [d.reason for d in cut[3:]] == [TRUNCATED_FILE]
+
+
+def test_one_big_compressed_file_is_tokenized_on_every_worker(tmp_path, sample_docs, tokenizer_path):
+    """Its batches are dealt to both workers after decompression; the shards are those of reading it on one thread."""
+    import os
+
+    from corpus_tools import IN_MEMORY, TWO_PROCESSES, assert_identical_shards, build
+    from pipelines.build import BuildCorpus, plan_build
+    from pipelines.config import BuildConfig
+    from runners.local import run
+
+    path = tmp_path / "big.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for copy in range(2):
+            for doc in sample_docs:
+                f.write(json.dumps({**doc, "id": f"{doc['id']}-{copy}"}) + "\n")
+    assert path.stat().st_size > 1 << 20
+    options = dict(inputs=(str(path),), tokenizer=tokenizer_path, num_shards=2, objective_options={"seq_len": 64})
+    _, whole = build(tmp_path / "one", "--input", path, "--tokenizer", tokenizer_path, "--num-shards", 2, "--seq-len", 64, "--read-range-mb", 64, runner=IN_MEMORY)
+
+    plan = plan_build(BuildConfig(**options, output=str(tmp_path / "two"), read_range_mb=1))
+    progress = tmp_path / "progress"
+    progress.mkdir()
+    run(lambda p, _: p | BuildCorpus(plan, str(progress)), TWO_PROCESSES, show_progress=False)
+    tokenizing = {name.split("-")[0] for name in os.listdir(progress) if json.loads((progress / name).read_text())["documents"]}
+    assert len(tokenizing) == 2, tokenizing
+    assert assert_identical_shards(whole, plan.version_dir) == 6

@@ -20,7 +20,7 @@ _INTERVAL = 1.0
 
 class ProgressFile:
     def __init__(self, directory: str | None):
-        self._path = os.path.join(directory, f"{uuid.uuid4().hex}.json") if directory else None
+        self._path = os.path.join(directory, f"{os.getpid()}-{uuid.uuid4().hex}.json") if directory else None  # the pid: which worker did what
         self._totals = dict.fromkeys(FIELDS, 0)
         self._written = 0.0
 

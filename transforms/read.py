@@ -580,18 +580,32 @@ def open_raw(path: str):
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
-class ReadDocuments(beam.DoFn):
-    """A `ReadRange` in; `TextBatch`es out (about 1 MB of text each, for the tokenizer); dead letters on "dead"."""
+SPREAD = "spread"
 
-    def __init__(self, spec: InputSpec, batch_bytes: int = 1 << 20, progress_dir: str | None = None):
+
+class ReadDocuments(beam.DoFn):
+    """A `ReadRange` in; `TextBatch`es out (about 1 MB of text each, for the tokenizer); dead letters on "dead".
+
+    A file read whole (compressed, text, TFRecord) that is bigger than
+    `spread_bytes` sends its batches to the "spread" output instead, for a
+    shuffle to deal them to every worker: decompressing is one thread's work,
+    tokenizing 14 GB on that same thread would be the whole build's critical
+    path. Ranges of split files are already spread; their batches stay on
+    the main output, fused with the tokenizer.
+    """
+
+    def __init__(self, spec: InputSpec, batch_bytes: int = 1 << 20, progress_dir: str | None = None, spread_bytes: int | None = None):
         self._spec = spec
         self._batch_bytes = batch_bytes
         self._progress_dir = progress_dir
+        self._spread_bytes = spread_bytes
 
     def setup(self):
         self._progress = ProgressFile(self._progress_dir)
 
     def process(self, rng: ReadRange):
+        spread = self._spread_bytes is not None and rng.end is None and rng.size > self._spread_bytes
+        out = (lambda batch: beam.pvalue.TaggedOutput(SPREAD, batch)) if spread else (lambda batch: batch)
         counts: collections.Counter[str] = collections.Counter()
         batch: list[Document] = []
         size = 0
@@ -604,10 +618,10 @@ class ReadDocuments(beam.DoFn):
             batch.append(item)
             size += len(item.text)
             if size >= self._batch_bytes:
-                yield TextBatch(batch)
+                yield out(TextBatch(batch))
                 batch, size = [], 0
         if batch:
-            yield TextBatch(batch)
+            yield out(TextBatch(batch))
         yield from emit_counters(counts)
         self._progress.add(input_bytes=rng.size)
 
