@@ -26,7 +26,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.config import BuildConfig
 from pipelines.sample import cache_dir, sample_corpus_path, sample_tokenizer_path
 from pipelines.verify import VerifyWritten
-from transforms.counters import COUNTERS
+from transforms.counters import COUNTERS, SumCounters
 from transforms.examples import MakeExamples
 from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, Retention, code_version, delete_tree, has_files, temporary_dir, utc_now
 from transforms.objectives import OBJECTIVES
@@ -34,7 +34,7 @@ from transforms.objectives.base import ConfigError, Objective
 from transforms.read import SPREAD, InputSpec, PlanRanges, ReadDocuments, infer_format
 from transforms.tokenize import TokenizeDocuments
 from transforms.vocab import DEFAULT_EXTRA_IDS, Vocab
-from transforms.write import WriteDeadLetters, WriteEmptyShards, WriteShard, join, key_by_reason
+from transforms.write import SortDeadLetters, WriteDeadLetters, WriteEmptyShards, WriteShard, join, key_by_window
 
 
 PLAN_THREADS = 16  # files hashed, or object-store requests made, at once while planning
@@ -322,7 +322,9 @@ class BuildCorpus(beam.PTransform):
         errors = (
             (read.dead, fused.dead, spread.dead)
             | "DeadLetters" >> beam.Flatten()
-            | "KeyByReason" >> beam.Map(key_by_reason)
+            | "KeyByWindow" >> beam.Map(key_by_window)
+            | "GroupWindows" >> beam.GroupByKey()
+            | "SortWindows" >> beam.ParDo(SortDeadLetters(plan.temporary_dir))
             | "GroupReasons" >> beam.GroupByKey()
             | "WriteErrors" >> beam.ParDo(WriteDeadLetters(plan.version_dir))
             | "VerifyErrors" >> beam.ParDo(VerifyWritten(plan.version_dir, config.compression))
@@ -330,13 +332,14 @@ class BuildCorpus(beam.PTransform):
         counters = (
             (read[COUNTERS], fused[COUNTERS], spread[COUNTERS], made[COUNTERS])
             | "AllCounters" >> beam.Flatten()
+            | "SumCounters" >> beam.CombineGlobally(SumCounters())
         )
         return (
             pbegin
             | "Once" >> beam.Create([None])
             | "Publish" >> beam.ParDo(
                 Publish(plan.output, plan.version, plan.static_manifest(), plan.objective, self._retention),
-                beam.pvalue.AsList(counters),
+                beam.pvalue.AsSingleton(counters),
                 beam.pvalue.AsList(shards),
                 beam.pvalue.AsList(errors),
             )

@@ -177,3 +177,36 @@ def test_one_big_compressed_file_is_tokenized_on_every_worker(tmp_path, sample_d
     tokenizing = {name.split("-")[0] for name in os.listdir(progress) if json.loads((progress / name).read_text())["documents"]}
     assert len(tokenizing) == 2, tokenizing
     assert assert_identical_shards(whole, plan.version_dir) == 6
+
+
+def test_dead_letters_sorted_window_by_window_are_one_sorted_file(tmp_path):
+    """Sorted in windows of an input file, then concatenated: the same bytes as sorting all of a reason's letters at once."""
+    import random
+
+    import apache_beam as beam
+
+    from transforms.write import DEAD_LETTER_WINDOW_BITS, SortDeadLetters, WriteDeadLetters, key_by_window
+
+    rng = random.Random(0)
+    letters = [
+        DeadLetter(f"/in/part-{rng.randrange(3)}.jsonl", rng.randrange(8 << DEAD_LETTER_WINDOW_BITS), reason, rng.randbytes(rng.randrange(1, 40)), "why")
+        for reason in ("malformed_json", "invalid_utf8")
+        for _ in range(500)
+    ]
+    rng.shuffle(letters)
+    version_dir = str(tmp_path / "version")
+    with beam.Pipeline() as p:
+        (
+            p
+            | beam.Create(letters)
+            | beam.Map(key_by_window)
+            | "Windows" >> beam.GroupByKey()
+            | beam.ParDo(SortDeadLetters(str(tmp_path / "tmp")))
+            | "Reasons" >> beam.GroupByKey()
+            | beam.ParDo(WriteDeadLetters(version_dir))
+        )
+    for reason in ("malformed_json", "invalid_utf8"):
+        ordered = sorted((d for d in letters if d.reason == reason), key=lambda d: (d.source, d.offset, d.raw, d.detail))
+        expected = "\n".join(json.dumps(d.to_json(), sort_keys=True, ensure_ascii=False) for d in ordered) + "\n"
+        assert (tmp_path / "version" / "errors" / f"{reason}.jsonl").read_bytes() == expected.encode("utf-8")
+    assert len(list((tmp_path / "tmp").iterdir())) > 16  # sorted in many windows

@@ -2,12 +2,11 @@
 
 Beam metrics are for watching a run; they are not readable from inside a
 pipeline on every runner. So each step also emits its counts as data (a small
-dict on the "counters" output), and the publish step sums them into the manifest.
+dict on the "counters" output), combined into one dict for the manifest.
 """
 
 from __future__ import annotations
 
-import collections
 from typing import Iterable, Iterator, Mapping
 
 import apache_beam as beam
@@ -24,9 +23,22 @@ def emit_counters(counts: Mapping[str, int]) -> Iterator[beam.pvalue.TaggedOutpu
         yield beam.pvalue.TaggedOutput(COUNTERS, counts)
 
 
-def sum_counters(parts: Iterable[Mapping[str, int]]) -> dict[str, int]:
-    """The counts of every step, summed key by key (sorted by name)."""
-    total: collections.Counter[str] = collections.Counter()
-    for counts in parts:
-        total.update(counts)
-    return dict(sorted(total.items()))
+class SumCounters(beam.CombineFn):
+    """The counts of every step, summed key by key into one dict (sorted by name): what Publish gets, not a list of every step's dicts."""
+
+    def create_accumulator(self) -> dict[str, int]:
+        return {}
+
+    def add_input(self, total: dict[str, int], counts: Mapping[str, int]) -> dict[str, int]:
+        for name, value in counts.items():
+            total[name] = total.get(name, 0) + value
+        return total
+
+    def merge_accumulators(self, totals: Iterable[dict[str, int]]) -> dict[str, int]:
+        merged: dict[str, int] = {}
+        for total in totals:
+            self.add_input(merged, total)
+        return merged
+
+    def extract_output(self, total: dict[str, int]) -> dict[str, int]:
+        return dict(sorted(total.items()))

@@ -21,7 +21,6 @@ from typing import Any, Mapping, Sequence
 
 import apache_beam as beam
 
-from transforms.counters import sum_counters
 from transforms.objectives.base import Objective
 from transforms.write import join, shard_name, write_atomically
 
@@ -297,7 +296,7 @@ class Publish(beam.DoFn):
         version_dir = join(self._output, VERSIONS, self._version)
         delete_tree(temporary_dir(version_dir))
         remove_temporaries(version_dir, recursive=True)
-        manifest = assemble(self._static, self._objective, sum_counters(counters), shards, errors, utc_now())
+        manifest = assemble(self._static, self._objective, counters, shards, errors, utc_now())
         write_atomically(join(version_dir, MANIFEST), [dumps(manifest)])
         write_atomically(join(self._output, LATEST), [f"{self._version}\n".encode()])
         if self._retention is not None:

@@ -272,20 +272,57 @@ class WriteEmptyShards(WriteShard):
             yield from self.write(split, shard, [])
 
 
+DEAD_LETTER_WINDOW_BITS = 16  # dead letters are sorted in windows of 64 KiB of input (or 65536 records) of one file
+
+
+def key_by_window(letter: DeadLetter):
+    """(reason, source, window of the offset): the dead letters one `SortDeadLetters` element sorts; bounded by the input a window spans."""
+    return (letter.reason, letter.source, letter.offset >> DEAD_LETTER_WINDOW_BITS), letter
+
+
+class SortDeadLetters(beam.DoFn):
+    """((reason, source, window), [DeadLetter]) in; their lines, sorted, in a temporary part file; (reason, part reference) out.
+
+    Sorting a whole reason at once would hold every raw record of it (some
+    are documents over --max-document-bytes) on one worker; a window holds
+    only what a small stretch of one input file produced.
+    """
+
+    def __init__(self, temporary_dir: str):
+        self._temporary_dir = temporary_dir
+
+    def process(self, element):
+        from apache_beam.io.filesystem import CompressionTypes
+        from apache_beam.io.filesystems import FileSystems
+
+        (reason, source, window), letters = element
+        ordered = sorted(letters, key=lambda d: (d.source, d.offset, d.raw, d.detail))
+        path = join(self._temporary_dir, f".tmp-errors-{uuid.uuid4().hex}")
+        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+            for d in ordered:
+                out.write((json.dumps(d.to_json(), sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
+        yield reason, (source, window, path, len(ordered))
+
+
+def _part_blocks(paths: Iterable[str], block: int = 4 << 20) -> Iterable[bytes]:
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    for path in paths:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            while data := f.read(block):
+                yield data
+
+
 class WriteDeadLetters(beam.DoFn):
-    """(reason, [DeadLetter]) in; `errors/<reason>.jsonl` written, sorted by source and offset."""
+    """(reason, [part reference]) in; `errors/<reason>.jsonl` written, sorted by source and offset: the parts in (source, window) order, streamed."""
 
     def __init__(self, version_dir: str):
         self._version_dir = version_dir
 
     def process(self, element):
-        reason, letters = element
-        ordered = sorted(letters, key=lambda d: (d.source, d.offset, d.raw, d.detail))
-        lines = [json.dumps(d.to_json(), sort_keys=True, ensure_ascii=False) for d in ordered]
+        reason, parts = element
+        parts = sorted(parts)
         relative = f"errors/{reason}.jsonl"
-        written = write_atomically(join(self._version_dir, relative), [("\n".join(lines) + "\n").encode("utf-8")])
-        yield {"path": relative, "reason": reason, "records": len(lines), **written}
-
-
-def key_by_reason(letter: DeadLetter):
-    return letter.reason, letter
+        written = write_atomically(join(self._version_dir, relative), _part_blocks(path for _, _, path, _ in parts))
+        yield {"path": relative, "reason": reason, "records": sum(records for *_, records in parts), **written}
