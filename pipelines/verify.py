@@ -168,6 +168,12 @@ def listing_problems(version_dir: str, manifest: Mapping[str, Any]) -> list[str]
     return problems
 
 
+def stored_files(version_dir: str) -> set[str]:
+    """Every file under `version_dir`, relative to it, from one listing."""
+    prefix = join(version_dir, "")
+    return {m.path[len(prefix) :] for m in FileSystems.match([prefix + "**"])[0].metadata_list}
+
+
 def _files(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list(manifest["shards"]) + list(manifest["errors"])
 
@@ -220,9 +226,10 @@ def verify_version(path: str, threads: int = 8) -> Report:
     except ValueError as e:
         report.problems.append(f"{MANIFEST}: not valid JSON ({e})")
         return report
-    listed = {s["path"] for s in manifest["shards"]}
-    report.problems += [f"{p}: not listed in {MANIFEST}" for p in sorted(expected_shard_paths(manifest) - listed)]
     files = _files(manifest)
+    listed = {entry["path"] for entry in files} | {MANIFEST}
+    unlisted = (expected_shard_paths(manifest) | stored_files(version_dir)) - listed
+    report.problems += [f"{p}: not listed in {MANIFEST}" for p in sorted(unlisted)]
     compression = manifest["config"]["compression"]
     with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
         for problems in pool.map(lambda entry: check_file(version_dir, entry, compression), files):

@@ -138,3 +138,14 @@ def test_publish_refuses_a_version_with_a_shard_missing(tmp_path, published):
     with pytest.raises(IncompleteVersion, match="1 shards were not written"):
         list(publish.process(None, [], manifest["shards"][1:], []))
     assert os.listdir(tmp_path) == []
+
+
+def test_files_the_manifest_does_not_list_are_found(copy):
+    """A shard of another shard count (a rerun of a failed version) or a stray file would be read by a glob."""
+    output, version_dir = copy
+    (version_dir / "train" / "clm-00004-of-00009.tfrecord").write_bytes(b"an old shard")
+    (version_dir / ".tmp").mkdir()
+    (version_dir / ".tmp" / ".tmp-transit-0").write_bytes(b"left over")
+    code, printed = run_cli("verify", output)
+    assert code == 1
+    assert printed.splitlines()[1:] == ["  .tmp/.tmp-transit-0: not listed in manifest.json", "  train/clm-00004-of-00009.tfrecord: not listed in manifest.json"]
