@@ -12,10 +12,13 @@ tokenizer fails at once, and every worker gets the same resolved plan.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+import socket
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
 
@@ -176,6 +179,58 @@ def fingerprint_inputs(metas: list, patterns: tuple[str, ...], pool: ThreadPoolE
     return entries
 
 
+STORE_TIMEOUT_SECONDS = 5
+
+
+def check_stores(paths: list[tuple[str, str]], timeout: float = STORE_TIMEOUT_SECONDS) -> None:
+    """Fail in seconds, in one line naming the flag, the path and the cause, if the object store of any (flag, path) cannot be used.
+
+    Left to itself, Beam's GCS client retries a missing credential for about
+    30 s and an unreachable endpoint for 120 s, then dies with a traceback
+    from deep inside google.api_core.
+    """
+    gcs = [(flag, path) for flag, path in paths if path.startswith("gs://")]
+    if not gcs:
+        return
+    flag, path = gcs[0]
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+    endpoint = urllib.parse.urlsplit(emulator if emulator and "://" in emulator else f"http://{emulator}" if emulator else "https://storage.googleapis.com")
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
+    except OSError as e:
+        raise ConfigError(f"{flag} {path}: cannot reach the object store at {endpoint.hostname}:{port} ({e.strerror or type(e).__name__}); check the network") from None
+    if emulator:
+        return
+    import google.auth
+    import google.auth.exceptions
+
+    try:
+        google.auth.default()
+    except google.auth.exceptions.DefaultCredentialsError:
+        raise ConfigError(f"{flag} {path}: no Google Cloud credentials found; run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS") from None
+
+
+def _cause(e: BaseException) -> str:
+    """The first line of what went wrong, looking inside Beam's wrapper of per-path errors."""
+    while isinstance(getattr(e, "exception_details", None), dict) and e.exception_details:
+        e = next(iter(e.exception_details.values()))
+    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+
+
+@contextlib.contextmanager
+def store_errors(flag: str, path: str):
+    """An object store's refusal (no such bucket, no permission) as a one-line `ConfigError` naming the flag and the path."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except Exception as e:
+        if not _is_remote(path):
+            raise
+        raise ConfigError(f"{flag} {path}: {_cause(e)}") from e
+
+
 def resolve_vocab(config: BuildConfig, model_proto: bytes) -> Vocab:
     objective_cls = OBJECTIVES[config.objective]
     needed = objective_cls.sentinels_needed(config.objective_options)
@@ -191,18 +246,21 @@ def resolve_vocab(config: BuildConfig, model_proto: bytes) -> Vocab:
 def plan_build(config: BuildConfig) -> BuildPlan:
     """Resolve everything the pipeline needs; raise `ConfigError` for anything that cannot work."""
     config.check()
+    check_stores([("--output", config.output), ("--tokenizer", config.tokenizer or ""), *(("--input", p) for p in config.inputs)])
     if not config.inputs:
         config = dataclasses.replace(config, inputs=(sample_corpus_path(),), input_format="jsonl")
     if not config.tokenizer:
         config = dataclasses.replace(config, tokenizer=sample_tokenizer_path())
     try:
-        model_proto = read_bytes(_absolute(config.tokenizer))
+        with store_errors("--tokenizer", config.tokenizer):
+            model_proto = read_bytes(_absolute(config.tokenizer))
     except (OSError, IOError) as e:
         raise ConfigError(f"--tokenizer {config.tokenizer!r} cannot be read: {e}") from e
     vocab = resolve_vocab(config, model_proto)
     objective = OBJECTIVES[config.objective].from_options(config.objective_options, vocab)
 
-    metas = match_inputs(config.inputs)
+    with store_errors("--input", ", ".join(config.inputs)):
+        metas = match_inputs(config.inputs)
     for meta in metas:
         infer_format(meta.path, config.input_format)  # a file of unknown format fails here, not on a worker
     with ThreadPoolExecutor(PLAN_THREADS) as pool:
@@ -229,7 +287,8 @@ def plan_build(config: BuildConfig) -> BuildPlan:
     ).hexdigest()
     started_at = utc_now()
     output = _absolute(config.output)
-    version = config.version or _unused_version_name(output, f"{started_at.replace('-', '').replace(':', '')}-{fingerprint[:8]}")
+    with store_errors("--output", output):
+        version = config.version or _unused_version_name(output, f"{started_at.replace('-', '').replace(':', '')}-{fingerprint[:8]}")
     plan = BuildPlan(
         config=config,
         objective=objective,
@@ -246,9 +305,10 @@ def plan_build(config: BuildConfig) -> BuildPlan:
         fingerprint=fingerprint,
         started_at=started_at,
     )
-    if FileSystems.exists(join(plan.version_dir, MANIFEST)):
-        raise ConfigError(f"version {version!r} already exists in {output}; pass another --version")
-    delete_tree(plan.version_dir)  # an incomplete leftover of the same name (a failed run of this --version)
+    with store_errors("--output", output):
+        if FileSystems.exists(join(plan.version_dir, MANIFEST)):
+            raise ConfigError(f"version {version!r} already exists in {output}; pass another --version")
+        delete_tree(plan.version_dir)  # an incomplete leftover of the same name (a failed run of this --version)
     return plan
 
 

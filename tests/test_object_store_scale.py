@@ -78,3 +78,25 @@ def test_version_names_are_not_reused_on_an_object_store(gcs):
     upload(f"{url}/corpus/versions/20260101T000000Z-abcd.2/train/x", b"x")
     assert _unused_version_name(f"{url}/corpus", "20260101T000000Z-abcd") == "20260101T000000Z-abcd.3"
     assert _unused_version_name(f"{url}/corpus", "20260101T000000Z-abc") == "20260101T000000Z-abc"
+
+
+def test_an_unreachable_store_fails_planning_in_seconds_in_one_line(monkeypatch, capsys):
+    """Beam's client alone retries a refused connection for 120 s, then dies with a google.api_core traceback."""
+    import time
+
+    from gcs_tools import free_port
+
+    closed = free_port()
+    point_beam_at(monkeypatch, f"http://127.0.0.1:{closed}")
+    started = time.monotonic()
+    code, _ = run_cli("build", "--output", f"gs://{BUCKET}/corpus", "--no-progress", *IN_MEMORY)
+    error = capsys.readouterr().err
+    assert code == 2 and time.monotonic() - started < 10
+    assert error == f"tokenmill: error: --output gs://{BUCKET}/corpus: cannot reach the object store at 127.0.0.1:{closed} (Connection refused); check the network\n"
+
+
+def test_a_missing_bucket_fails_planning_in_one_line(gcs, capsys):
+    url, _ = gcs
+    code, _ = run_cli("build", "--output", "gs://no-such-bucket/corpus", "--no-progress", *IN_MEMORY)
+    error = capsys.readouterr().err
+    assert code == 2 and error.startswith("tokenmill: error: --output gs://no-such-bucket/corpus: NotFound: ") and error.count("\n") == 1, error
