@@ -356,10 +356,12 @@ class BuildCorpus(beam.PTransform):
             | "SpreadRanges" >> beam.Reshuffle()
             | "Read" >> beam.ParDo(ReadDocuments(plan.input_spec, progress_dir=self._progress_dir, spread_bytes=config.read_range_mb << 20)).with_outputs("dead", COUNTERS, SPREAD, main="docs")
         )
-        tokenize = TokenizeDocuments(plan.model_proto, _sentence_splitter(plan), config.seed, plan.num_buckets, plan.temporary_dir, self._progress_dir)
+        tokenize = TokenizeDocuments(_sentence_splitter(plan), config.seed, plan.num_buckets, plan.temporary_dir, self._progress_dir)
+        # Impulse and a Map: a Create would hold the model's bytes twice, uncompressed.
+        model = beam.pvalue.AsSingleton(pbegin | "Impulse" >> beam.Impulse() | "TokenizerModel" >> beam.Map(lambda _, model=plan.model_proto: model))
         # Two tokenize steps rather than one after a Flatten: a runner may materialise a Flatten's inputs, which would move all the text.
-        fused = read.docs | "Tokenize" >> beam.ParDo(tokenize).with_outputs("dead", COUNTERS, main="buckets")
-        spread = read[SPREAD] | "SpreadBatches" >> beam.Reshuffle() | "TokenizeSpread" >> beam.ParDo(tokenize).with_outputs("dead", COUNTERS, main="buckets")
+        fused = read.docs | "Tokenize" >> beam.ParDo(tokenize, model).with_outputs("dead", COUNTERS, main="buckets")
+        spread = read[SPREAD] | "SpreadBatches" >> beam.Reshuffle() | "TokenizeSpread" >> beam.ParDo(tokenize, model).with_outputs("dead", COUNTERS, main="buckets")
         made = (
             (fused.buckets, spread.buckets)
             | "AllBuckets" >> beam.Flatten()

@@ -89,10 +89,13 @@ def route(batch: DocBatch, seed: int, num_buckets: int) -> Iterable[tuple[int, D
 
 
 class TokenizeDocuments(beam.DoFn):
-    """`TextBatch` in; (bucket, Stored DocBatch) out, held to a few large elements per bucket; documents without tokens dead-lettered."""
+    """`TextBatch` in, with the SentencePiece model as a side input; (bucket, Stored DocBatch) out, held to a few large elements per bucket; documents without tokens dead-lettered.
 
-    def __init__(self, model_proto: bytes, split_sentences: SentenceSplitter | None, seed: int, num_buckets: int, transit_dir: str, progress_dir: str | None):
-        self._model_proto = model_proto
+    The model comes as a side input rather than inside the DoFn so that a
+    pipeline with several tokenize steps carries it once in its job graph.
+    """
+
+    def __init__(self, split_sentences: SentenceSplitter | None, seed: int, num_buckets: int, transit_dir: str, progress_dir: str | None):
         self._split_sentences = split_sentences
         self._seed = seed
         self._num_buckets = num_buckets
@@ -100,15 +103,17 @@ class TokenizeDocuments(beam.DoFn):
         self._progress_dir = progress_dir
 
     def setup(self):
-        import sentencepiece as spm
-
-        self._sp = spm.SentencePieceProcessor(model_proto=self._model_proto)
+        self._sp = None
         self._progress = ProgressFile(self._progress_dir)
 
     def start_bundle(self):
         self._held = HeldByKey(DocBatch.concat)
 
-    def process(self, element: TextBatch):
+    def process(self, element: TextBatch, model_proto: bytes):
+        if self._sp is None:
+            import sentencepiece as spm
+
+            self._sp = spm.SentencePieceProcessor(model_proto=model_proto)
         docs = element.documents
         batch, empty = tokenize_documents(lambda texts: encode_flat(self._sp, texts), docs, self._split_sentences)
         for i in empty:
