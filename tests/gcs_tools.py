@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 BUCKET = "tokenmill-test"
 
@@ -59,25 +60,30 @@ def point_beam_at(monkeypatch, url: str) -> None:
 
 
 class Traffic:
-    """What went through a `CountingProxy`: requests by method, bytes sent each way."""
+    """What went through a `counting_proxy`: requests by kind, bytes sent each way, bytes downloaded by object name."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self.requests: collections.Counter[str] = collections.Counter()
         self.uploaded = 0
         self.downloaded = 0
+        self.downloaded_by_object: collections.Counter[str] = collections.Counter()
 
     def add(self, method: str, path: str, sent: int, received: int) -> None:
         kind = "batch" if path.startswith("/batch") else method
+        name = urllib.parse.unquote(urllib.parse.urlsplit(path).path).partition("/o/")[2]
         with self._lock:
             self.requests[kind] += 1
             self.uploaded += sent
             self.downloaded += received
+            if method == "GET" and name:
+                self.downloaded_by_object[name] += received
 
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
             self.uploaded = self.downloaded = 0
+            self.downloaded_by_object.clear()
 
 
 @contextlib.contextmanager
@@ -91,7 +97,7 @@ def counting_proxy(upstream_port: int):
 
         def _forward(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}  # the proxy's Host: the emulator's media links lead back here
             connection = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=60)
             try:
                 connection.request(self.command, self.path, body=body, headers=headers)
