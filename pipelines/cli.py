@@ -125,7 +125,7 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="all randomness derives from it. Default: 0.")
     run.add_argument("--num-buckets", type=_positive_int, help="hash buckets documents are mixed in. Default: one per 4 MiB of input.")
-    run.add_argument("--read-range-mb", type=_positive_int, default=4, help="uncompressed JSONL files are read in ranges of this size in parallel (the output does not depend on it). Default: 4.")
+    run.add_argument("--read-range-mb", type=_positive_int, default=4, help="uncompressed JSONL files are read in ranges of this size in parallel; a file read whole (compressed, text, TFRecord) bigger than this is tokenized by every worker. The output does not depend on it. Default: 4.")
     run.add_argument("--no-progress", action="store_true", help="do not print progress lines.")
     run.add_argument("--verbose", action="store_true", help="show Beam's own logging (otherwise kept in a temporary file, printed on failure).")
 

@@ -584,27 +584,27 @@ def read_range(rng: ReadRange, open_file: Callable[[str], Any], spec: InputSpec)
             yield parse(rng.path, item[0], item[1], spec)
 
 
-def open_raw(path: str, read_bytes: int | None = None):
+def open_raw(path: str, fetch_bytes: int | None = None):
     """Open through Beam's FileSystems, without Beam's own decompression (we detect truncation ourselves).
 
-    `read_bytes`: how much the caller means to read. Beam's GCS reader fetches
-    16 MiB at every open and seek, so a 4 MiB range would download 16; given
-    the size, each fetch is the range's size instead.
+    `fetch_bytes`: how much to download at a time, for a caller that reads
+    a known part of the file. Beam's GCS reader fetches 16 MiB at every open
+    and seek, so a 4 MiB range would download 16 MiB (or all the rest of the file).
     """
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
-    if read_bytes is not None and path.startswith("gs://"):
+    if fetch_bytes is not None and path.startswith("gs://"):
         gcs = FileSystems.get_filesystem(path)._gcsIO()  # noqa: SLF001 — the one way to size the read buffer
-        return gcs.open(path, "r", read_buffer_size=max(_RANGE_SLACK, min(read_bytes + _RANGE_SLACK, _MAX_READ_BUFFER)))
+        return gcs.open(path, "r", read_buffer_size=max(1, min(fetch_bytes, _MAX_READ_BUFFER)))
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
 def open_for(rng: ReadRange) -> Callable[[str], Any]:
-    """How to open the file of `rng`: sized to the range when it is part of a file."""
+    """How to open the file of `rng`: fetching the range and a little more (its last line) when it is part of a file."""
     if rng.end is None:
         return open_raw
-    return lambda path: open_raw(path, rng.size)
+    return lambda path: open_raw(path, rng.size + _RANGE_SLACK)
 
 
 SPREAD = "spread"
