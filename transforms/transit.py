@@ -85,10 +85,10 @@ class Stored:
         return sum(entry[-1] for entry in self._arrays)
 
     def unpack(self):
-        from apache_beam.io.filesystem import CompressionTypes
-        from apache_beam.io.filesystems import FileSystems
+        from transforms.read import open_raw
 
-        with FileSystems.open(self._path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        # Fetch exactly its bytes: Beam's GCS reader fetches 16 MiB (or the rest of the file) at every open.
+        with open_raw(self._path, self.nbytes) as f:
             f.seek(self._offset)
             data = memoryview(f.read(self.nbytes))
         packed, pos = [], 0
