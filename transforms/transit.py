@@ -1,4 +1,4 @@
-"""How bulk data crosses a shuffle: written to a transit file beside the shards; only a reference crosses.
+"""How bulk data crosses a shuffle: written to a transit file in the version's temporary prefix; only a reference crosses.
 
 A runner's shuffle copies every element several times (a local runner
 decodes and re-encodes each one in its launcher, holding all of them in
@@ -7,11 +7,11 @@ smallest unsigned dtype that holds their values), zstd-compressed at a fast
 level (padding, masks, positions and segment ids shrink to almost nothing,
 token ids by a quarter or so; level 1 would take a third off them at twice
 the CPU, 0.4 s more per worker of a 4x clm build) and written to a
-`.tmp-transit-*` file in the version directory, which every worker can
-already reach since they all write shards there; the element is a `Stored`
-reference of a few hundred bytes, read back by the step that uses it.
-Publish removes the transit files with every other `.tmp-*` file before it
-writes the manifest.
+`.tmp-transit-*` file under the version directory's `.tmp/` prefix, which
+every worker can already reach since they all write shards there; the
+element is a `Stored` reference of a few hundred bytes, read back by the
+step that uses it (fetching exactly its bytes). Publish deletes the whole
+prefix before it writes the manifest.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 _LEVEL = -3
 HOLD_BYTES = 32 << 20
-TRANSIT_PREFIX = ".tmp-transit-"  # a `.tmp-` name: Publish's `remove_temporaries` deletes it
+TRANSIT_PREFIX = ".tmp-transit-"  # a `.tmp-` name, so a stray one is found by Publish's `remove_temporaries` too
 
 
 class ArrayBundle(Protocol):
