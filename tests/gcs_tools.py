@@ -119,8 +119,13 @@ def counting_proxy(upstream_port: int):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
-    server.daemon_threads = True
+    class Server(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request, client_address):
+            """A client still talking to the proxy after its emulator stopped (a keep-alive connection): nothing to report."""
+
+    server = Server(("127.0.0.1", 0), Forward)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
