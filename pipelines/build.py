@@ -31,13 +31,13 @@ from pipelines.sample import cache_dir, sample_corpus_path, sample_tokenizer_pat
 from pipelines.verify import VerifyWritten
 from transforms.counters import COUNTERS, SumCounters
 from transforms.examples import MakeExamples
-from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, Retention, code_version, delete_tree, has_files, temporary_dir, utc_now
+from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, Retention, code_version, delete_tree, has_files, utc_now
 from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import ConfigError, Objective
 from transforms.read import SPREAD, InputSpec, PlanRanges, ReadDocuments, infer_format
 from transforms.tokenize import TokenizeDocuments
 from transforms.vocab import DEFAULT_EXTRA_IDS, Vocab
-from transforms.write import SortDeadLetters, WriteDeadLetters, WriteEmptyShards, WriteShard, join, key_by_window
+from transforms.write import SortDeadLetters, WriteDeadLetters, WriteEmptyShards, WriteShard, join, key_by_window, temporary_dir
 
 
 PLAN_THREADS = 16  # files hashed, or object-store requests made, at once while planning

@@ -22,12 +22,11 @@ from typing import Any, Mapping, Sequence
 import apache_beam as beam
 
 from transforms.objectives.base import Objective
-from transforms.write import join, shard_name, write_atomically
+from transforms.write import join, shard_name, temporary_dir, write_atomically
 
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
 VERSIONS = "versions"
-TEMPORARY = ".tmp"
 FORMAT_VERSION = 2
 SOURCE_PACKAGES = ("pipelines", "transforms", "schemas", "runners", "readers")
 
@@ -191,11 +190,6 @@ def versions_to_delete(versions: Sequence[VersionDir], latest: str | None, curre
     doomed = [v.name for v in complete[retention.keep :]]
     doomed += [v.name for v in versions if not v.complete and v.last_write < retention.stale_before]
     return sorted(name for name in doomed if name not in (latest, current))
-
-
-def temporary_dir(version_dir: str) -> str:
-    """Where a build keeps its transit files: one prefix, deleted at once by Publish (or with the version by a clean-up)."""
-    return join(version_dir, TEMPORARY)
 
 
 def has_files(directory: str) -> bool:

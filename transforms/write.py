@@ -32,6 +32,7 @@ TFRECORD_CHUNK_BYTES = 4 << 20  # examples encoded at once (gzip's output does n
 MERGE_BATCH_BYTES = 4 << 20  # examples a merge hands on at once
 FAN_IN = 64  # runs a shard's writer merges at once
 PARQUET_FLUSH_BYTES = 16 << 20  # a couple of row groups
+TEMPORARY = ".tmp"  # a version's temporary prefix: transit files, dead-letter parts
 
 
 def shard_name(objective: str, shard: int, num_shards: int, fmt: str, compression: str = "none") -> str:
@@ -44,6 +45,11 @@ def shard_name(objective: str, shard: int, num_shards: int, fmt: str, compressio
 def join(*parts: str) -> str:
     """Join path parts with '/', which every Beam filesystem (local and gs://) accepts."""
     return "/".join(p.rstrip("/") for p in parts[:-1]) + "/" + parts[-1]
+
+
+def temporary_dir(version_dir: str) -> str:
+    """Where a build keeps its transit files: one prefix, deleted at once by Publish (or with the version by a clean-up)."""
+    return join(version_dir, TEMPORARY)
 
 
 def write_atomically(path: str, chunks: Iterable[bytes]) -> dict:
@@ -226,7 +232,7 @@ class WriteShard(beam.DoFn):
 
     def _stored_run(self, batches: Iterable[KeyedExamples]) -> list[Stored]:
         pieces = in_pieces_of(max(1, self._slice_bytes // (8 + row_bytes(self._schema))), batches)
-        return [stored for _, stored in store(self._version_dir, ((None, piece) for piece in pieces))]
+        return [stored for _, stored in store(temporary_dir(self._version_dir), ((None, piece) for piece in pieces))]
 
     def write(self, split: str, shard: int, runs: list[Sequence[Stored]]):
         stats = {"split": split, "shard": shard, "examples": 0, "tokens": 0}
