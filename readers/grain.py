@@ -15,59 +15,14 @@ saved with the model's checkpoint and a restored iterator continues exactly.
 
 from __future__ import annotations
 
-import collections
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from readers.array_record import ArrayRecordFiles
 from readers.manifest import Corpus
 from readers.partition import examples_per_rank
-from readers.records import decode_examples, open_binary, row_group_arrays
-
-
-class ParquetFiles:
-    """The Parquet shards of a split: `read(shard, rows)` gives decoded rows; the last `cached_row_groups` row groups stay decoded."""
-
-    def __init__(self, paths: Sequence[str], schema, cached_row_groups: int = 8):
-        self.paths = list(paths)
-        self.schema = schema
-        self.cached_row_groups = cached_row_groups
-        self._open: dict[int, Any] = {}
-        self._cache: collections.OrderedDict = collections.OrderedDict()
-
-    def __getstate__(self):
-        return {**self.__dict__, "_open": {}, "_cache": collections.OrderedDict()}  # file handles stay in their process
-
-    def read(self, shard: int, rows: np.ndarray) -> dict[str, np.ndarray]:
-        parquet, group_ends = self._shard(shard)
-        groups = np.searchsorted(group_ends, rows, side="right")
-        out = {f.name: np.empty((rows.size, f.length), f.numpy_dtype) for f in self.schema.features}
-        for group in np.unique(groups).tolist():
-            where = np.flatnonzero(groups == group)
-            arrays = self._row_group(shard, group, parquet)
-            offsets = rows[where] - (int(group_ends[group - 1]) if group else 0)
-            for name, values in arrays.items():
-                out[name][where] = values[offsets]
-        return out
-
-    def _shard(self, shard: int):
-        if shard not in self._open:
-            import pyarrow.parquet as pq
-
-            parquet = pq.ParquetFile(open_binary(self.paths[shard]))
-            self._open[shard] = parquet, np.cumsum([parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)])
-        return self._open[shard]
-
-    def _row_group(self, shard: int, group: int, parquet) -> dict[str, np.ndarray]:
-        key = (shard, group)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-        else:
-            self._cache[key] = row_group_arrays(parquet, group, self.schema, self.paths[shard])
-            if len(self._cache) > self.cached_row_groups:
-                self._cache.popitem(last=False)
-        return self._cache[key]
+from readers.records import ParquetFiles, decode_examples
 
 
 class SplitSource:

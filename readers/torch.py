@@ -17,14 +17,13 @@ process may import TensorFlow too.
 
 from __future__ import annotations
 
-import collections
 from typing import Any, Iterator
 
 import numpy as np
 
 from readers.manifest import Corpus
 from readers.partition import DYNAMIC_MASKING, WINDOW_ORDER, Range, examples_per_rank, plan, rng_for
-from readers.records import read_parquet, read_tfrecord, row_group_arrays
+from readers.records import ParquetFiles, read_parquet, read_tfrecord
 
 try:
     from torch.utils.data import Dataset, IterableDataset
@@ -283,16 +282,11 @@ class TokenmillMapDataset(Dataset):
     def __init__(self, path: str, split: str = "train", cached_row_groups: int = 8):
         self.corpus = Corpus(path)
         self.shards = self.corpus.shards(split, "parquet")
-        self.cached_row_groups = cached_row_groups
         self._ends = np.cumsum([s.examples for s in self.shards])
-        self._open: dict[int, Any] = {}
-        self._cache: collections.OrderedDict = collections.OrderedDict()
+        self._files = ParquetFiles([s.path for s in self.shards], self.corpus.schema, cached_row_groups)
 
     def __len__(self) -> int:
         return int(self._ends[-1]) if self._ends.size else 0
-
-    def __getstate__(self):
-        return {**self.__dict__, "_open": {}, "_cache": collections.OrderedDict()}  # file handles stay in their process
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         if not -len(self) <= index < len(self):
@@ -300,31 +294,7 @@ class TokenmillMapDataset(Dataset):
         index %= len(self)
         shard = int(np.searchsorted(self._ends, index, side="right"))
         row = index - (int(self._ends[shard - 1]) if shard else 0)
-        parquet, group_ends = self._shard(shard)
-        group = int(np.searchsorted(group_ends, row, side="right"))
-        arrays = self._row_group(shard, group, parquet)
-        offset = row - (int(group_ends[group - 1]) if group else 0)
-        return trainer_dtypes({name: values[offset] for name, values in arrays.items()})
-
-    def _shard(self, shard: int):
-        if shard not in self._open:
-            import pyarrow.parquet as pq
-
-            from readers.records import open_binary
-
-            parquet = pq.ParquetFile(open_binary(self.shards[shard].path))
-            self._open[shard] = parquet, np.cumsum([parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)])
-        return self._open[shard]
-
-    def _row_group(self, shard: int, group: int, parquet) -> dict[str, np.ndarray]:
-        key = (shard, group)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-        else:
-            self._cache[key] = row_group_arrays(parquet, group, self.corpus.schema, self.shards[shard].path)
-            if len(self._cache) > self.cached_row_groups:
-                self._cache.popitem(last=False)
-        return self._cache[key]
+        return trainer_dtypes({name: values[0] for name, values in self._files.read(shard, np.array([row])).items()})
 
 
 def bert_mlm_labels(masked_lm_positions, masked_lm_ids, masked_lm_weights, length: int):
