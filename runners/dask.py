@@ -170,7 +170,8 @@ class DaskRunner(beam_dask.DaskRunner):
 
     `min_npartitions`: the partitions to spread the work over, at least (the
     caller's estimate from the input size); without `--dask_npartitions`, a
-    run uses the larger of it and `PARTITIONS_PER_THREAD` per worker thread.
+    run uses the larger of it and `PARTITIONS_PER_THREAD` per worker thread
+    connected when the run starts.
     """
 
     def __init__(self, min_npartitions: int = 1):
@@ -185,6 +186,7 @@ class DaskRunner(beam_dask.DaskRunner):
         bag_kwargs = DaskOptions._extract_bag_kwargs(dask_options)  # noqa: SLF001 — Beam's own split of its options
         client = dask.distributed.Client(**dask_options)
         if "npartitions" not in bag_kwargs:
+            client.wait_for_workers(1)  # a cluster still starting (dask-jobqueue, Kubernetes) is sized by its first workers, not as none
             threads = sum(client.nthreads().values())
             bag_kwargs["npartitions"] = max(self._min_npartitions, PARTITIONS_PER_THREAD * threads, 1)
         pipeline.replace_all(dask_overrides())
