@@ -50,6 +50,7 @@ from transforms.objectives.base import ConfigError
 DaskOptions = beam_dask.DaskOptions
 PARTITIONS_PER_THREAD = 4
 PARTITION_INPUT_BYTES = 64 << 20
+_RESHUFFLE_NPARTITIONS = "reshuffle_npartitions"  # our key beside Beam's own in the ops' bag_kwargs
 
 
 def _run_bundle(items, fn, label: str, window_fn, args, kwargs, tags, side_views, *side_values) -> list:
@@ -119,7 +120,7 @@ class Reshuffle(DaskBagOp):
     """Spread elements over at least the run's number of partitions (a partition is a task; Beam's runner leaves them where they are)."""
 
     def apply(self, input_bag, side_inputs=None):
-        return input_bag.repartition(npartitions=max(input_bag.npartitions, self.bag_kwargs["npartitions"]))
+        return input_bag.repartition(npartitions=max(input_bag.npartitions, self.bag_kwargs[_RESHUFFLE_NPARTITIONS]))
 
 
 _TRANSLATIONS = {**TRANSLATIONS, beam.ParDo: ParDo, _Reshuffle: Reshuffle, _GroupAlsoByWindow: NoOp}
@@ -178,6 +179,10 @@ class DaskRunner(beam_dask.DaskRunner):
         super().__init__()
         self._min_npartitions = min_npartitions
 
+    def _default_npartitions(self, client) -> int:
+        client.wait_for_workers(1)  # a cluster still starting (dask-jobqueue, Kubernetes) is sized by its first workers, not as none
+        return max(self._min_npartitions, PARTITIONS_PER_THREAD * sum(client.nthreads().values()))
+
     def run_pipeline(self, pipeline, options):
         import dask
         import dask.distributed
@@ -185,10 +190,10 @@ class DaskRunner(beam_dask.DaskRunner):
         dask_options = options.view_as(DaskOptions).get_all_options(drop_default=True, current_only=True)
         bag_kwargs = DaskOptions._extract_bag_kwargs(dask_options)  # noqa: SLF001 — Beam's own split of its options
         client = dask.distributed.Client(**dask_options)
-        if "npartitions" not in bag_kwargs:
-            client.wait_for_workers(1)  # a cluster still starting (dask-jobqueue, Kubernetes) is sized by its first workers, not as none
-            threads = sum(client.nthreads().values())
-            bag_kwargs["npartitions"] = max(self._min_npartitions, PARTITIONS_PER_THREAD * threads, 1)
+        npartitions = bag_kwargs.get("npartitions") or self._default_npartitions(client)
+        bag_kwargs[_RESHUFFLE_NPARTITIONS] = npartitions
+        if "partition_size" not in bag_kwargs:  # Beam's Create takes one of the two
+            bag_kwargs["npartitions"] = npartitions
         pipeline.replace_all(dask_overrides())
         visitor = _BagVisitor(bag_kwargs)
         with dask.config.set({"dataframe.shuffle.method": "tasks"}):  # GroupByKey's shuffle through the scheduler, not a worker's local disk

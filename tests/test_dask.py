@@ -80,6 +80,51 @@ def temporaries(root) -> list[str]:
     return [p for p in glob.glob(os.path.join(root, "**", ".tmp-*"), recursive=True)]
 
 
+def test_the_runner_keeps_every_output_bundle_end_side_input_and_branch(cluster, tmp_path):
+    """What Beam's own DaskRunner loses: tagged outputs kept apart, finish_bundle's outputs, side inputs, a branch off the last step; Reshuffle spreads."""
+    import apache_beam as beam
+    from apache_beam.transforms.window import GlobalWindows
+
+    from runners.local import run
+
+    class SplitAndCount(beam.DoFn):
+        def start_bundle(self):
+            self.seen = 0
+
+        def process(self, n):
+            self.seen += 1
+            yield n if n % 2 else beam.pvalue.TaggedOutput("even", n)
+
+        def finish_bundle(self):
+            yield beam.pvalue.TaggedOutput("bundles", GlobalWindows.windowed_value(self.seen))
+
+    def write(name, value, directory=str(tmp_path)):
+        with open(os.path.join(directory, name), "w") as f:
+            json.dump(value, f)
+
+    def construct(p, _):
+        parts = (
+            p
+            | beam.Create(range(20))
+            | beam.Reshuffle()
+            | beam.ParDo(SplitAndCount()).with_outputs("even", "bundles", main="odd")
+        )
+        parts.even | "Evens" >> beam.combiners.ToList() | "WriteEvens" >> beam.Map(lambda evens: write("even", sorted(evens)))
+        (
+            p
+            | "Once" >> beam.Create([None])
+            | "WriteRest" >> beam.Map(lambda _, odd, bundles: write("rest", [sorted(odd), bundles]), beam.pvalue.AsList(parts.odd), beam.pvalue.AsList(parts.bundles))
+        )
+
+    run(construct, [*on(cluster), "--dask_partition_size=100"], show_progress=False)  # Create makes one partition of 20
+    with open(tmp_path / "even") as f:
+        assert json.load(f) == list(range(0, 20, 2))
+    with open(tmp_path / "rest") as f:
+        odd, bundles = json.load(f)
+    assert odd == list(range(1, 20, 2))
+    assert sum(bundles) == 20 and len(bundles) > 1, "each element counted once, in bundles spread by Reshuffle"
+
+
 @pytest.mark.parametrize("objective", sorted(SETTINGS))
 def test_a_dask_build_equals_the_local_build(objective, cluster, inputs, tokenizer_path, local_builds, tmp_path):
     dask = build(tmp_path, *inputs, "--tokenizer", tokenizer_path, "--objective", objective, *SETTINGS[objective], *COMMON, runner=on(cluster))
