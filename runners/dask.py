@@ -95,6 +95,10 @@ def _select(pairs, tag) -> list:
     return [value for t, value in pairs if t == tag]
 
 
+def _concat(partitions) -> list:
+    return [item for partition in partitions for item in partition]
+
+
 def _discard(items) -> list:
     return []
 
@@ -109,7 +113,9 @@ class ParDo(DaskBagOp):
         args, kwargs = transform.raw_side_inputs
         main_input = next(iter(self.applied.main_inputs.values()))
         views = [(type(si), si._view_options()) for si in self.applied.side_inputs]  # noqa: SLF001 — what Beam's own runners pass
-        values = [dask.delayed(list, pure=True)(bag) for bag in side_inputs or ()]
+        # A side input's value is its partitions by their own keys: the same tasks the main graph runs. (A bag given
+        # to `dask.delayed` whole is optimised apart, under new keys, and every step upstream of it runs again.)
+        values = [dask.delayed(_concat, pure=True)(bag.to_delayed(optimize_graph=False)) for bag in side_inputs or ()]
         tagged = len(self.applied.outputs) > 1
         return input_bag.map_partitions(
             _run_bundle, transform.fn, transform.label, main_input.windowing.windowfn, list(args), kwargs, tagged, views, *values
@@ -198,8 +204,9 @@ class DaskRunner(beam_dask.DaskRunner):
         visitor = _BagVisitor(bag_kwargs)
         with dask.config.set({"dataframe.shuffle.method": "tasks"}):  # GroupByKey's shuffle through the scheduler, not a worker's local disk
             pipeline.visit(visitor)
-        graph = dask.optimize(*[bag.map_partitions(_discard) for bag in visitor.sinks()])
-        return DaskResult(client, client.compute(list(graph)))
+        # One graph, not optimised: dask's optimisation renames the tasks it fuses, and a task reached under two names runs twice.
+        run = dask.delayed(_discard, pure=True)([bag.to_delayed(optimize_graph=False) for bag in visitor.sinks()])
+        return DaskResult(client, [client.compute(run, optimize_graph=False)])
 
 
 def npartitions_for(input_bytes: int) -> int:

@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 
 import psutil
 import pytest
@@ -77,7 +78,8 @@ def assert_same_version(local: tuple[dict, str], dask: tuple[dict, str]) -> None
 
 
 def temporaries(root) -> list[str]:
-    return [p for p in glob.glob(os.path.join(root, "**", ".tmp-*"), recursive=True)]
+    """Every temporary file or directory under `root` (a name starting `.tmp`: transit files, files being written)."""
+    return [os.path.join(d, name) for d, dirs, files in os.walk(root) for name in dirs + files if name.startswith(".tmp")]
 
 
 def test_the_runner_keeps_every_output_bundle_end_side_input_and_branch(cluster, tmp_path):
@@ -91,8 +93,10 @@ def test_the_runner_keeps_every_output_bundle_end_side_input_and_branch(cluster,
         def start_bundle(self):
             self.seen = 0
 
-        def process(self, n):
+        def process(self, n, directory=str(tmp_path)):
             self.seen += 1
+            with open(os.path.join(directory, f"processed-{n}-{uuid.uuid4().hex}"), "w"):
+                pass
             yield n if n % 2 else beam.pvalue.TaggedOutput("even", n)
 
         def finish_bundle(self):
@@ -123,6 +127,7 @@ def test_the_runner_keeps_every_output_bundle_end_side_input_and_branch(cluster,
         odd, bundles = json.load(f)
     assert odd == list(range(1, 20, 2))
     assert sum(bundles) == 20 and len(bundles) > 1, "each element counted once, in bundles spread by Reshuffle"
+    assert len(glob.glob(str(tmp_path / "processed-*"))) == 20, "each element processed once: the side inputs reuse the main graph's tasks"
 
 
 @pytest.mark.parametrize("objective", sorted(SETTINGS))
@@ -141,7 +146,7 @@ def test_a_worker_killed_mid_build_changes_nothing(cluster, inputs, tokenizer_pa
     runner = threading.Thread(target=lambda: outcome.update(result=build(*args, runner=on(cluster))))
     runner.start()
     deadline = time.monotonic() + 120
-    while not glob.glob(str(version_dir / ".tmp-transit-*")) and time.monotonic() < deadline:
+    while not temporaries(version_dir) and time.monotonic() < deadline:
         time.sleep(0.005)  # the first documents are tokenized: the build is under way
     victim = sorted(before.values())[0]
     os.kill(victim, signal.SIGKILL)
