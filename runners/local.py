@@ -108,6 +108,15 @@ def is_dask(options: PipelineOptions) -> bool:
     return str(options.view_as(StandardOptions).runner).rsplit(".", 1)[-1] == "DaskRunner"
 
 
+def _dask_here(options: PipelineOptions) -> bool:
+    """A Dask cluster on this machine: its workers can write progress files where the launcher reads them."""
+    if not is_dask(options):
+        return False
+    from runners.dask import shares_this_machine
+
+    return shares_this_machine(options)
+
+
 def is_local(options: PipelineOptions) -> bool:
     runner = options.view_as(StandardOptions).runner
     return runner is None or str(runner).rsplit(".", 1)[-1] in LOCAL_RUNNERS
@@ -226,13 +235,14 @@ def run(
 ):
     """Build the pipeline with `construct(pipeline, progress_dir)`, run it and wait.
 
-    Local runs get a progress directory (watched by a `ProgressPrinter`) and,
-    with `quiet`, Beam's log in a temporary file that is printed only if the
-    run fails.
+    Local runs, and runs on a Dask cluster on this machine, get a progress
+    directory (watched by a `ProgressPrinter`); local runs also keep, with
+    `quiet`, Beam's log in a temporary file that is printed only if the run
+    fails.
     """
     options = pipeline_options(beam_args)
     local = is_local(options)
-    progress_dir = tempfile.mkdtemp(prefix="tokenmill-progress-") if local and show_progress else None
+    progress_dir = tempfile.mkdtemp(prefix="tokenmill-progress-") if (local or _dask_here(options)) and show_progress else None
     log_path = os.path.join(tempfile.gettempdir(), f"tokenmill-beam-{os.getpid()}.log") if local and quiet else None
     printer = ProgressPrinter(progress_dir, total_input_bytes) if progress_dir else None
     try:

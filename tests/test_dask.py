@@ -173,9 +173,10 @@ def test_bad_input_on_dask_gives_the_same_dead_letters_and_counters(cluster, dam
 
 
 def test_rebuild_on_dask_publishes_once_then_skips(cluster, inputs, tokenizer_path, local_builds, tmp_path):
-    args = ["rebuild", "--output", tmp_path, *inputs, "--tokenizer", tokenizer_path, *SETTINGS["clm"], *COMMON, "--no-progress", *on(cluster)]
+    args = ["rebuild", "--output", tmp_path, *inputs, "--tokenizer", tokenizer_path, *SETTINGS["clm"], *COMMON, *on(cluster)]
     code, printed = run_cli(*args)
     assert code == 0 and "Rebuilding: nothing is published yet" in printed, printed
+    assert "300 docs tokenized" in printed, "progress from the workers of a cluster on this machine"
     version_dir = tmp_path / "versions" / (tmp_path / "LATEST").read_text().strip()
     with open(version_dir / "manifest.json") as f:
         assert_same_version(local_builds["clm"], (json.load(f), str(version_dir)))
