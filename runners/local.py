@@ -236,17 +236,19 @@ def run(
     """Build the pipeline with `construct(pipeline, progress_dir)`, run it and wait.
 
     Local runs, and runs on a Dask cluster on this machine, get a progress
-    directory (watched by a `ProgressPrinter`); local runs also keep, with
-    `quiet`, Beam's log in a temporary file that is printed only if the run
-    fails.
+    directory (watched by a `ProgressPrinter`) and `lean_memory` (which
+    reaches the workers of a Dask cluster that Beam starts for the run);
+    local runs also keep, with `quiet`, Beam's log in a temporary file that
+    is printed only if the run fails.
     """
     options = pipeline_options(beam_args)
     local = is_local(options)
-    progress_dir = tempfile.mkdtemp(prefix="tokenmill-progress-") if (local or _dask_here(options)) and show_progress else None
+    here = local or _dask_here(options)
+    progress_dir = tempfile.mkdtemp(prefix="tokenmill-progress-") if here and show_progress else None
     log_path = os.path.join(tempfile.gettempdir(), f"tokenmill-beam-{os.getpid()}.log") if local and quiet else None
     printer = ProgressPrinter(progress_dir, total_input_bytes) if progress_dir else None
     try:
-        with stderr_to(log_path) if log_path else contextlib.nullcontext(), lean_memory() if local else contextlib.nullcontext():
+        with stderr_to(log_path) if log_path else contextlib.nullcontext(), lean_memory() if here else contextlib.nullcontext():
             pipeline = beam.Pipeline(runner=runner_for(options, total_input_bytes), options=options)
             construct(pipeline, progress_dir)
             if printer:

@@ -34,7 +34,9 @@ def cluster():
     """A scheduler and two single-threaded worker processes (each under a nanny that restarts it), stopped afterwards."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(processes=True, n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0") as local, Client(local) as client:
+    from runners.local import lean_memory
+
+    with lean_memory(), LocalCluster(processes=True, n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0") as local, Client(local) as client:
         yield client
         pids = set(client.run(os.getpid).values())
     for pid in pids:
