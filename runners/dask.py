@@ -23,7 +23,8 @@ overrides, the `Create`, `GroupByKey` and `Flatten` translations, the options
 and the result) and replaces only the visitor and the ParDo translation that
 carry these faults, and translates `Reshuffle` into a repartition. A
 primitive it has no translation for (a `Read`, which Beam's runner silently
-skips) fails at submission rather than producing nothing. Runner metrics
+skips) fails at submission rather than producing nothing; `Impulse`, which
+Beam's runner lacks, is translated. Runner metrics
 are not collected; tokenmill's counters travel through the pipeline as data.
 """
 
@@ -129,7 +130,16 @@ class Reshuffle(DaskBagOp):
         return input_bag.repartition(npartitions=max(input_bag.npartitions, self.bag_kwargs[_RESHUFFLE_NPARTITIONS]))
 
 
-_TRANSLATIONS = {**TRANSLATIONS, beam.ParDo: ParDo, _Reshuffle: Reshuffle, _GroupAlsoByWindow: NoOp}
+class Impulse(DaskBagOp):
+    """The one empty element a pipeline's root produces (Beam's runner has no translation for it)."""
+
+    def apply(self, input_bag, side_inputs=None):
+        import dask.bag
+
+        return dask.bag.from_sequence([b""], npartitions=1)
+
+
+_TRANSLATIONS = {**TRANSLATIONS, beam.Impulse: Impulse, beam.ParDo: ParDo, _Reshuffle: Reshuffle, _GroupAlsoByWindow: NoOp}
 
 
 class _BagVisitor(PipelineVisitor):
@@ -196,17 +206,21 @@ class DaskRunner(beam_dask.DaskRunner):
         dask_options = options.view_as(DaskOptions).get_all_options(drop_default=True, current_only=True)
         bag_kwargs = DaskOptions._extract_bag_kwargs(dask_options)  # noqa: SLF001 — Beam's own split of its options
         client = dask.distributed.Client(**dask_options)
-        npartitions = bag_kwargs.get("npartitions") or self._default_npartitions(client)
-        bag_kwargs[_RESHUFFLE_NPARTITIONS] = npartitions
-        if "partition_size" not in bag_kwargs:  # Beam's Create takes one of the two
-            bag_kwargs["npartitions"] = npartitions
-        pipeline.replace_all(dask_overrides())
-        visitor = _BagVisitor(bag_kwargs)
-        with dask.config.set({"dataframe.shuffle.method": "tasks"}):  # GroupByKey's shuffle through the scheduler, not a worker's local disk
-            pipeline.visit(visitor)
-        # One graph, not optimised: dask's optimisation renames the tasks it fuses, and a task reached under two names runs twice.
-        run = dask.delayed(_discard, pure=True)([bag.to_delayed(optimize_graph=False) for bag in visitor.sinks()])
-        return DaskResult(client, [client.compute(run, optimize_graph=False)])
+        try:
+            npartitions = bag_kwargs.get("npartitions") or self._default_npartitions(client)
+            bag_kwargs[_RESHUFFLE_NPARTITIONS] = npartitions
+            if "partition_size" not in bag_kwargs:  # Beam's Create takes one of the two
+                bag_kwargs["npartitions"] = npartitions
+            pipeline.replace_all(dask_overrides())
+            visitor = _BagVisitor(bag_kwargs)
+            with dask.config.set({"dataframe.shuffle.method": "tasks"}):  # GroupByKey's shuffle through the scheduler, not a worker's local disk
+                pipeline.visit(visitor)
+            # One graph, not optimised: dask's optimisation renames the tasks it fuses, and a task reached under two names runs twice.
+            run = dask.delayed(_discard, pure=True)([bag.to_delayed(optimize_graph=False) for bag in visitor.sinks()])
+            return DaskResult(client, [client.compute(run, optimize_graph=False)])
+        except BaseException:
+            client.close()
+            raise
 
 
 def npartitions_for(input_bytes: int) -> int:

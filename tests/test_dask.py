@@ -85,7 +85,7 @@ def temporaries(root) -> list[str]:
 
 
 def test_the_runner_keeps_every_output_bundle_end_side_input_and_branch(cluster, tmp_path):
-    """What Beam's own DaskRunner loses: tagged outputs kept apart, finish_bundle's outputs, side inputs, a branch off the last step; Reshuffle spreads."""
+    """What Beam's own DaskRunner loses or lacks: tagged outputs kept apart, finish_bundle's outputs, side inputs, a branch off the last step, Impulse; Reshuffle spreads."""
     import apache_beam as beam
     from apache_beam.transforms.window import GlobalWindows
 
@@ -116,17 +116,21 @@ def test_the_runner_keeps_every_output_bundle_end_side_input_and_branch(cluster,
             | beam.ParDo(SplitAndCount()).with_outputs("even", "bundles", main="odd")
         )
         parts.even | "Evens" >> beam.combiners.ToList() | "WriteEvens" >> beam.Map(lambda evens: write("even", sorted(evens)))
+        root = beam.pvalue.AsSingleton(p | beam.Impulse() | "Root" >> beam.Map(lambda empty: f"impulse {empty!r}"))
         (
             p
             | "Once" >> beam.Create([None])
-            | "WriteRest" >> beam.Map(lambda _, odd, bundles: write("rest", [sorted(odd), bundles]), beam.pvalue.AsList(parts.odd), beam.pvalue.AsList(parts.bundles))
+            | "WriteRest" >> beam.Map(
+                lambda _, odd, bundles, root: write("rest", [sorted(odd), bundles, root]), beam.pvalue.AsList(parts.odd), beam.pvalue.AsList(parts.bundles), root
+            )
         )
 
     run(construct, [*on(cluster), "--dask_partition_size=100"], show_progress=False)  # Create makes one partition of 20
     with open(tmp_path / "even") as f:
         assert json.load(f) == list(range(0, 20, 2))
     with open(tmp_path / "rest") as f:
-        odd, bundles = json.load(f)
+        odd, bundles, root = json.load(f)
+    assert root == "impulse b''"
     assert odd == list(range(1, 20, 2))
     assert sum(bundles) == 20 and len(bundles) > 1, "each element counted once, in bundles spread by Reshuffle"
     assert len(glob.glob(str(tmp_path / "processed-*"))) == 20, "each element processed once: the side inputs reuse the main graph's tasks"
