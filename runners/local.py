@@ -63,7 +63,7 @@ def unknown_beam_args(args: Sequence[str], also_known: Sequence[str] = ()) -> li
     import argparse
     import difflib
 
-    if any(a.startswith("--dask") or a.endswith("DaskRunner") for a in args):
+    if any("dask" in a.lower() for a in args):  # a Dask flag or runner name
         with contextlib.suppress(ImportError):  # without the dask extra, its flags stay unknown
             importlib.import_module("runners.dask")  # registers Beam's DaskOptions
     parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
@@ -104,8 +104,8 @@ def runner_for(options: PipelineOptions, total_input_bytes: int = 0):
 
 
 def is_dask(options: PipelineOptions) -> bool:
-    """`--runner DaskRunner`, or Beam's DaskRunner by its full name."""
-    return str(options.view_as(StandardOptions).runner).rsplit(".", 1)[-1] == "DaskRunner"
+    """`--runner DaskRunner` (or `dask`, as Beam's short names go), or Beam's DaskRunner by its full name."""
+    return str(options.view_as(StandardOptions).runner).rsplit(".", 1)[-1].lower().removesuffix("runner") == "dask"
 
 
 def _dask_here(options: PipelineOptions) -> bool:
