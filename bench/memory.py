@@ -10,6 +10,7 @@ resident size sampled.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 
@@ -36,9 +37,10 @@ class PeakMemory(threading.Thread):
 
     _LOOKUP_EVERY = 20  # samples
 
-    def __init__(self, pid: int):
+    def __init__(self, pid: int, also: tuple[int, ...] = ()):
         super().__init__(daemon=True)
         self._pid = pid
+        self._also = also  # more roots counted with it (a Dask cluster's workers, which are not the launcher's children)
         self.peak = 0
         self.process_peaks: dict[int, int] = {}
         self._done = threading.Event()
@@ -66,6 +68,10 @@ class PeakMemory(threading.Thread):
                     tree = [root, *root.children(recursive=True)]
                 except psutil.NoSuchProcess:
                     break
+                for pid in self._also:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        other = psutil.Process(pid)
+                        tree += [other, *other.children(recursive=True)]
             total = 0
             for p in tree:
                 try:

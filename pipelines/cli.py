@@ -126,6 +126,7 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--seed", type=int, default=0, help="all randomness derives from it. Default: 0.")
     run.add_argument("--num-buckets", type=_positive_int, help="hash buckets documents are mixed in. Default: one per 4 MiB of input.")
     run.add_argument("--read-range-mb", type=_positive_int, default=4, help="uncompressed JSONL files are read in ranges of this size in parallel; a file read whole (compressed, text, TFRecord) bigger than this is tokenized by every worker. The output does not depend on it. Default: 4.")
+    run.add_argument("--shared-filesystem", action="store_true", help="local --input and --output paths are on storage every worker of the runner mounts at the same path (NFS, Lustre), e.g. a Dask cluster's; otherwise a runner whose workers may be on other machines takes only object store paths such as gs://.")
     run.add_argument("--no-progress", action="store_true", help="do not print progress lines.")
     run.add_argument("--verbose", action="store_true", help="show Beam's own logging (otherwise kept in a temporary file, printed on failure).")
 
@@ -185,7 +186,7 @@ def _launch_config(args: argparse.Namespace, beam_args: list[str], parser: argpa
     if unknown:
         parser.error(f"unrecognised arguments (neither tokenmill nor Beam options): {' '.join(unknown)}")
     config = config_from_args(args)
-    check_runner(config, beam_args)
+    check_runner(config, beam_args, args.shared_filesystem)
     return config
 
 

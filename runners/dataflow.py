@@ -8,7 +8,8 @@
 
 `check_runner` stops, before anything is submitted, the two mistakes that
 otherwise fail only on the workers, minutes later: workers without tokenmill,
-and paths on the launching machine's disk.
+and paths on the launching machine's disk (for any remote runner: Dataflow,
+a Dask cluster, ...).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Sequence
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions, TestOptions, WorkerOptions
 
 from pipelines.config import BuildConfig
-from runners.local import is_local
+from runners.local import is_dask, is_local
 from transforms.objectives.base import ConfigError
 
 
@@ -26,11 +27,22 @@ def _is_dataflow(runner: Any) -> bool:
     return str(runner).rsplit(".", 1)[-1].lower().removesuffix("runner") == "dataflow"
 
 
-def check_runner(config: BuildConfig, beam_args: Sequence[str]) -> None:
-    """Raise `ConfigError` when a remote runner could not run this build (see the module doc)."""
+def check_runner(config: BuildConfig, beam_args: Sequence[str], shared_filesystem: bool = False) -> None:
+    """Raise `ConfigError` when a remote runner could not run this build (see the module doc).
+
+    Local paths are fine where the workers share this machine's disk: with
+    `shared_filesystem` (the user says every worker mounts them), or a Dask
+    scheduler on this machine's loopback address (its workers are here).
+    """
     options = PipelineOptions(list(beam_args))
     if is_local(options):
         return
+    if is_dask(options):
+        try:
+            from runners.dask import shares_this_machine
+        except ImportError as e:
+            raise ConfigError(f"--runner DaskRunner needs Dask: pip install 'tokenmill[dask]' ({e})") from e
+        shared_filesystem = shared_filesystem or shares_this_machine(options)
     runner = options.view_as(StandardOptions).runner
     if _is_dataflow(runner) and not (options.view_as(SetupOptions).setup_file or options.view_as(WorkerOptions).sdk_container_image):
         raise ConfigError(
@@ -43,5 +55,8 @@ def check_runner(config: BuildConfig, beam_args: Sequence[str]) -> None:
     local += [f"--input {p}" for p in config.inputs if "://" not in p]
     if not config.inputs:
         local.append("--input (by default the built-in sample corpus)")
-    if local:
-        raise ConfigError(f"{runner} workers cannot reach this machine's disk: put {', '.join(local)} on storage they share, such as gs://")
+    if local and not shared_filesystem:
+        raise ConfigError(
+            f"{runner} workers cannot reach this machine's disk: put {', '.join(local)} on storage they share, such as gs://, "
+            "or pass --shared-filesystem if every worker mounts these paths (NFS, Lustre)"
+        )

@@ -15,6 +15,7 @@ so the terminal shows what matters.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shutil
 import sys
@@ -62,6 +63,9 @@ def unknown_beam_args(args: Sequence[str], also_known: Sequence[str] = ()) -> li
     import argparse
     import difflib
 
+    if any("dask" in a.lower() for a in args):  # a Dask flag or runner name
+        with contextlib.suppress(ImportError):  # without the dask extra, its flags stay unknown
+            importlib.import_module("runners.dask")  # registers Beam's DaskOptions
     parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
     for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
         cls._add_argparse_args(parser)  # noqa: SLF001 — the same registry Beam itself parses with
@@ -74,12 +78,18 @@ def unknown_beam_args(args: Sequence[str], also_known: Sequence[str] = ()) -> li
     return out
 
 
-def runner_for(options: PipelineOptions):
-    """An explicit FnApiRunner when no runner is named (never the Prism download).
+def runner_for(options: PipelineOptions, total_input_bytes: int = 0):
+    """An explicit FnApiRunner when no runner is named (never the Prism download); tokenmill's DaskRunner for `DaskRunner`.
 
-    Its worker processes are told the `--beam_plugins` to import at their
-    start (the FnApiRunner passes them no options of its own).
+    The FnApiRunner's worker processes are told the `--beam_plugins` to
+    import at their start (it passes them no options of its own). The
+    DaskRunner is Beam's with its gaps filled (`runners.dask`), given a
+    partition count that keeps each partition's input small.
     """
+    if is_dask(options):
+        from runners.dask import DaskRunner, npartitions_for
+
+        return DaskRunner(npartitions_for(total_input_bytes))
     if options.view_as(StandardOptions).runner is None:
         from apache_beam.portability.api import beam_provision_api_pb2
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
@@ -91,6 +101,20 @@ def runner_for(options: PipelineOptions):
         info = beam_provision_api_pb2.ProvisionInfo(retrieval_token="unused-retrieval-token", pipeline_options=worker_options)
         return FnApiRunner(provision_info=ExtendedProvisionInfo(info))
     return None
+
+
+def is_dask(options: PipelineOptions) -> bool:
+    """`--runner DaskRunner` (or `dask`, as Beam's short names go), or Beam's DaskRunner by its full name."""
+    return str(options.view_as(StandardOptions).runner).rsplit(".", 1)[-1].lower().removesuffix("runner") == "dask"
+
+
+def _dask_here(options: PipelineOptions) -> bool:
+    """A Dask cluster on this machine: its workers can write progress files where the launcher reads them."""
+    if not is_dask(options):
+        return False
+    from runners.dask import shares_this_machine
+
+    return shares_this_machine(options)
 
 
 def is_local(options: PipelineOptions) -> bool:
@@ -211,18 +235,21 @@ def run(
 ):
     """Build the pipeline with `construct(pipeline, progress_dir)`, run it and wait.
 
-    Local runs get a progress directory (watched by a `ProgressPrinter`) and,
-    with `quiet`, Beam's log in a temporary file that is printed only if the
-    run fails.
+    Local runs, and runs on a Dask cluster on this machine, get a progress
+    directory (watched by a `ProgressPrinter`) and `lean_memory` (which
+    reaches the workers of a Dask cluster that Beam starts for the run);
+    local runs also keep, with `quiet`, Beam's log in a temporary file that
+    is printed only if the run fails.
     """
     options = pipeline_options(beam_args)
     local = is_local(options)
-    progress_dir = tempfile.mkdtemp(prefix="tokenmill-progress-") if local and show_progress else None
+    here = local or _dask_here(options)
+    progress_dir = tempfile.mkdtemp(prefix="tokenmill-progress-") if here and show_progress else None
     log_path = os.path.join(tempfile.gettempdir(), f"tokenmill-beam-{os.getpid()}.log") if local and quiet else None
     printer = ProgressPrinter(progress_dir, total_input_bytes) if progress_dir else None
     try:
-        with stderr_to(log_path) if log_path else contextlib.nullcontext(), lean_memory() if local else contextlib.nullcontext():
-            pipeline = beam.Pipeline(runner=runner_for(options), options=options)
+        with stderr_to(log_path) if log_path else contextlib.nullcontext(), lean_memory() if here else contextlib.nullcontext():
+            pipeline = beam.Pipeline(runner=runner_for(options, total_input_bytes), options=options)
             construct(pipeline, progress_dir)
             if printer:
                 printer.start()
