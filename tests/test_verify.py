@@ -113,15 +113,15 @@ def test_a_shard_damaged_after_writing_stops_the_build_before_it_publishes(tmp_p
 
     output = tmp_path / "out"
     _, first = build(output, "--input", corpus, "--tokenizer", tokenizer_path, "--seq-len", 64, "--num-shards", 2)
-    write = transforms.write.write_atomically
+    commit = transforms.write.AtomicFile.commit
 
-    def write_then_damage(path, *args, **kwargs):
-        written = write(path, *args, **kwargs)
-        if path.endswith(".tfrecord") and written["bytes"]:  # an empty shard has no byte to lose
-            flip_byte(type(output)(path))
+    def commit_then_damage(self):
+        written = commit(self)
+        if self.path.endswith(".tfrecord") and written["bytes"]:  # an empty shard has no byte to lose
+            flip_byte(type(output)(self.path))
         return written
 
-    monkeypatch.setattr(transforms.write, "write_atomically", write_then_damage)
+    monkeypatch.setattr(transforms.write.AtomicFile, "commit", commit_then_damage)
     with pytest.raises(Exception, match=r"train/clm-0000\d-of-00002\.tfrecord: sha256 .* \[while running 'BuildCorpus/VerifyShards'\]"):
         run_cli("build", "--output", output, "--input", corpus, "--tokenizer", tokenizer_path, "--seq-len", 64, "--num-shards", 2, "--seed", 1, "--no-progress", *IN_MEMORY)
     assert (output / "LATEST").read_text().strip() == os.path.basename(first)

@@ -202,11 +202,9 @@ class MakeExamples(beam.DoFn):
         self._slice_bytes = slice_bytes
 
     def start_bundle(self):
-
         self._held = HeldByKey(list)  # each key's parts are merged as they are stored (`sorted_slices`)
 
     def process(self, element):
-
         bucket, batches = element
         for split, docs in split_documents(DocBatch.concat(b.unpack() for b in batches), self._validation_fraction).items():
             if not docs.num_docs:
@@ -221,6 +219,5 @@ class MakeExamples(beam.DoFn):
                 yield from store_runs(self._transit_dir, self._held.add((split, s), grouped.slice(start, stop)), self._slice_bytes)
 
     def finish_bundle(self):
-
         for key_and_run in store_runs(self._transit_dir, self._held.drain(), self._slice_bytes):
             yield GlobalWindows.windowed_value(key_and_run)

@@ -28,7 +28,6 @@ from transforms.transit import Stored, store
 FORMATS = ("tfrecord", "parquet", "array_record")
 DEFAULT_FORMATS = ("tfrecord", "parquet")
 TFRECORD_COMPRESSIONS = ("none", "gzip")
-TFRECORD_CHUNK_BYTES = 4 << 20  # examples encoded at once (gzip's output does not depend on where its input is cut)
 MERGE_BATCH_BYTES = 4 << 20  # examples a merge hands on at once
 FAN_IN = 64  # runs a shard's writer merges at once
 PARQUET_FLUSH_BYTES = 16 << 20  # a couple of row groups
@@ -52,77 +51,56 @@ def temporary_dir(version_dir: str) -> str:
     return join(version_dir, TEMPORARY)
 
 
+class AtomicFile:
+    """A file written under a temporary name beside `path` and renamed to it by `commit`, which gives its size and sha256.
+
+    Until `commit`, nothing is under the final name: a writer that fails or
+    is killed leaves only its `.tmp-*` file, which Publish removes.
+    """
+
+    def __init__(self, path: str):
+        from apache_beam.io.filesystem import CompressionTypes
+        from apache_beam.io.filesystems import FileSystems
+
+        directory, name = path.rsplit("/", 1)
+        self.path = path
+        self._tmp = join(directory, f".tmp-{uuid.uuid4().hex}-{name}")
+        self._out = FileSystems.create(self._tmp, compression_type=CompressionTypes.UNCOMPRESSED)
+        self._digest, self._size = hashlib.sha256(), 0
+
+    def write(self, chunk: bytes) -> None:
+        self._out.write(chunk)
+        self._digest.update(chunk)
+        self._size += len(chunk)
+
+    def abort(self) -> None:
+        """Stop writing, leaving the temporary file for Publish to remove."""
+        self._out.close()
+
+    def commit(self) -> dict:
+        from apache_beam.io.filesystems import FileSystems
+
+        self._out.close()
+        FileSystems.rename([self._tmp], [self.path])
+        return {"bytes": self._size, "sha256": self._digest.hexdigest()}
+
+
 def write_atomically(path: str, chunks: Iterable[bytes]) -> dict:
     """Write `chunks` to a temporary name beside `path`, then rename; return size and sha256."""
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
-    directory, name = path.rsplit("/", 1)
-    tmp = join(directory, f".tmp-{uuid.uuid4().hex}-{name}")
-    digest, size = hashlib.sha256(), 0
-    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+    out = AtomicFile(path)
+    try:
         for chunk in chunks:
             out.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
-    FileSystems.rename([tmp], [path])
-    return {"bytes": size, "sha256": digest.hexdigest()}
+    except BaseException:
+        out.abort()
+        raise
+    return out.commit()
 
 
 # One record per chunk (group) so a reader decompresses only the record it reads (what Grain's
 # ArrayRecordDataSource expects); one writer thread and a fixed zstd level, so the bytes depend only on the records.
 ARRAY_RECORD_OPTIONS = "group_size:1,zstd:3,max_parallelism:1"
 _COPY_BLOCK = 4 << 20
-
-
-def write_array_record(path: str, record_chunks: Iterable[Iterable[bytes]]) -> dict:
-    """Write the records of `record_chunks` as an ArrayRecord file, atomically; return size and sha256.
-
-    ArrayRecord's writer only writes local files: a local `path` is written
-    under a temporary name beside it, then renamed; a remote one (gs://) is
-    written to a local temporary file first, then copied through Beam's
-    FileSystems by `write_atomically`.
-    """
-    from array_record.python.array_record_module import ArrayRecordWriter
-
-    remote = "://" in path
-    directory, name = path.rsplit("/", 1)
-    tmp = os.path.join(tempfile.gettempdir() if remote else directory, f".tmp-{uuid.uuid4().hex}-{name}")
-    try:
-        writer = ArrayRecordWriter(tmp, ARRAY_RECORD_OPTIONS)
-        for records in record_chunks:
-            for record in records:
-                writer.write(record)
-        writer.close()
-        with open(tmp, "rb") as f:
-            blocks = iter(lambda: f.read(_COPY_BLOCK), b"")
-            if remote:
-                return write_atomically(path, blocks)
-            digest, size = hashlib.sha256(), 0
-            for block in blocks:
-                digest.update(block)
-                size += len(block)
-        os.replace(tmp, path)
-        return {"bytes": size, "sha256": digest.hexdigest()}
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _serialized_chunks(chunks: Iterable[KeyedExamples], schema: Schema) -> Iterable[list[bytes]]:
-    """Each chunk of examples as serialized `tf.train.Example`s: the records of the TFRecord and ArrayRecord shards."""
-    for chunk in chunks:
-        yield serialize_examples(chunk.features, schema)
-
-
-def _tfrecord_chunks(record_chunks: Iterable[list[bytes]], compression: str) -> Iterable[bytes]:
-    """A TFRecord file's bytes, a chunk of records at a time."""
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if compression == "gzip" else None  # gzip, mtime 0
-    for records in record_chunks:
-        framed = frame_tfrecords(records)
-        yield compressor.compress(framed) if compressor else framed
-    if compressor:
-        yield compressor.flush()
 
 
 def row_bytes(schema: Schema) -> int:
@@ -164,23 +142,112 @@ class _Collected:
         return data
 
 
-def _parquet_chunks(groups: Iterable[KeyedExamples], schema: Schema) -> Iterable[bytes]:
-    """A Parquet file's bytes, a few row groups at a time (a row group per element of `groups`, each at most `parquet_rows_per_group`).
+class TFRecordShard:
+    """A TFRecord shard written as its records come (gzip's output does not depend on where its input is cut)."""
 
-    pyarrow writes each row group into memory, and the bytes leave in pieces
-    of a few row groups: letting pyarrow write page by page through Beam's
-    file object costs more than the encoding itself.
+    def __init__(self, path: str, compression: str):
+        self._file = AtomicFile(path)
+        self._compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if compression == "gzip" else None  # gzip, mtime 0
+
+    def add(self, examples: KeyedExamples, records: list[bytes]) -> None:
+        framed = frame_tfrecords(records)
+        self._file.write(self._compressor.compress(framed) if self._compressor else framed)
+
+    def abort(self) -> None:
+        self._file.abort()
+
+    def finish(self) -> dict:
+        if self._compressor:
+            self._file.write(self._compressor.flush())
+        return self._file.commit()
+
+
+class ParquetShard:
+    """A Parquet shard written a row group per `add`; the bytes leave in pieces of a few row groups.
+
+    pyarrow writes each row group into memory (`_Collected`): letting it
+    write page by page through Beam's file object costs more than the
+    encoding itself.
     """
-    import pyarrow.parquet as pq
 
-    sink = _Collected()
-    # No dictionaries (token ids are not repetitive enough) and no column statistics (min/max of token ids help no reader).
-    with pq.ParquetWriter(sink, schema.arrow_schema(), compression="zstd", use_dictionary=False, write_statistics=False) as writer:
-        for group in groups:
-            writer.write_table(arrow_table(group.features, schema), row_group_size=parquet_rows_per_group(schema))
-            if sink.size >= PARQUET_FLUSH_BYTES:
-                yield sink.take()
-    yield sink.take()
+    def __init__(self, path: str, schema: Schema):
+        import pyarrow.parquet as pq
+
+        self._file = AtomicFile(path)
+        self._schema = schema
+        self._sink = _Collected()
+        # No dictionaries (token ids are not repetitive enough) and no column statistics (min/max of token ids help no reader).
+        self._writer = pq.ParquetWriter(self._sink, schema.arrow_schema(), compression="zstd", use_dictionary=False, write_statistics=False)
+
+    def add(self, examples: KeyedExamples, records: list[bytes] | None) -> None:
+        self._writer.write_table(arrow_table(examples.features, self._schema), row_group_size=parquet_rows_per_group(self._schema))
+        if self._sink.size >= PARQUET_FLUSH_BYTES:
+            self._file.write(self._sink.take())
+
+    def abort(self) -> None:
+        self._file.abort()
+
+    def finish(self) -> dict:
+        self._writer.close()
+        self._file.write(self._sink.take())
+        return self._file.commit()
+
+
+class ArrayRecordShard:
+    """An ArrayRecord shard of the same serialized records as the TFRecord shard, written atomically.
+
+    ArrayRecord's writer only writes local files: a local `path` is written
+    under a temporary name beside it, then renamed; a remote one (gs://) is
+    written to a local temporary file first, then copied through Beam's
+    FileSystems by `write_atomically`.
+    """
+
+    def __init__(self, path: str):
+        from array_record.python.array_record_module import ArrayRecordWriter
+
+        self._path = path
+        self._remote = "://" in path
+        directory, name = path.rsplit("/", 1)
+        self._tmp = os.path.join(tempfile.gettempdir() if self._remote else directory, f".tmp-{uuid.uuid4().hex}-{name}")
+        self._writer = ArrayRecordWriter(self._tmp, ARRAY_RECORD_OPTIONS)
+
+    def add(self, examples: KeyedExamples | None, records: Iterable[bytes]) -> None:
+        for record in records:
+            self._writer.write(record)
+
+    def abort(self) -> None:
+        self._writer.close()
+        if self._remote:
+            os.remove(self._tmp)
+
+    def finish(self) -> dict:
+        self._writer.close()
+        try:
+            with open(self._tmp, "rb") as f:
+                blocks = iter(lambda: f.read(_COPY_BLOCK), b"")
+                if self._remote:
+                    return write_atomically(self._path, blocks)
+                digest, size = hashlib.sha256(), 0
+                for block in blocks:
+                    digest.update(block)
+                    size += len(block)
+            os.replace(self._tmp, self._path)
+            return {"bytes": size, "sha256": digest.hexdigest()}
+        finally:
+            if os.path.exists(self._tmp):
+                os.remove(self._tmp)
+
+
+def write_array_record(path: str, record_chunks: Iterable[Iterable[bytes]]) -> dict:
+    """Write the records of `record_chunks` as an ArrayRecord file, atomically; return size and sha256."""
+    shard = ArrayRecordShard(path)
+    try:
+        for records in record_chunks:
+            shard.add(None, records)
+    except BaseException:
+        shard.abort()
+        raise
+    return shard.finish()
 
 
 def count_tokens(features: Mapping[str, np.ndarray], schema: Schema, pad: int) -> int:
@@ -194,8 +261,9 @@ class WriteShard(beam.DoFn):
     writer holds one slice of each run and one output buffer, never the
     shard: at most `fan_in` runs are merged at once, and a shard with more
     is first merged `fan_in` runs at a time into longer runs, stored in
-    transit like the parts were (a round per factor of `fan_in`). Each format
-    is written in a pass of its own over the runs.
+    transit like the parts were (a round per factor of `fan_in`). Every
+    format is written in the one pass over the merge: each row group is
+    serialized once, for the TFRecord and ArrayRecord shards alike.
     """
 
     def __init__(
@@ -235,32 +303,31 @@ class WriteShard(beam.DoFn):
         return [stored for _, stored in store(temporary_dir(self._version_dir), ((None, piece) for piece in pieces))]
 
     def write(self, split: str, shard: int, runs: list[Sequence[Stored]]):
+        paths = {fmt: f"{split}/{shard_name(self._schema.objective, shard, self._num_shards[split], fmt, self._compression)}" for fmt in self._formats}
+        shards = [self._open(fmt, join(self._version_dir, relative)) for fmt, relative in paths.items()]
+        serialize = any(fmt != "parquet" for fmt in self._formats)
         stats = {"split": split, "shard": shard, "examples": 0, "tokens": 0}
-
-        def counted(batches: Iterable[KeyedExamples]) -> Iterator[KeyedExamples]:
-            for batch in batches:
-                stats["examples"] += batch.keys.size
-                stats["tokens"] += count_tokens(batch.features, self._schema, self._pad)
-                yield batch
-
-        written = []
-        for i, fmt in enumerate(self._formats):
-            merged = self._merged(runs)
-            if i == 0:
-                merged = counted(merged)
-            relative = f"{split}/{shard_name(self._schema.objective, shard, self._num_shards[split], fmt, self._compression)}"
-            path = join(self._version_dir, relative)
-            if fmt == "parquet":
-                file_stats = write_atomically(path, _parquet_chunks(in_pieces_of(parquet_rows_per_group(self._schema), merged), self._schema))
-            else:  # TFRecord and ArrayRecord: the same serialized records
-                records = _serialized_chunks(in_pieces_of(max(1, TFRECORD_CHUNK_BYTES // row_bytes(self._schema)), merged), self._schema)
-                if fmt == "tfrecord":
-                    file_stats = write_atomically(path, _tfrecord_chunks(records, self._compression))
-                else:
-                    file_stats = write_array_record(path, records)
-            written.append((relative, fmt, file_stats))
-        for relative, fmt, file_stats in written:
+        try:
+            for group in in_pieces_of(parquet_rows_per_group(self._schema), self._merged(runs)):
+                stats["examples"] += group.keys.size
+                stats["tokens"] += count_tokens(group.features, self._schema, self._pad)
+                records = serialize_examples(group.features, self._schema) if serialize else None
+                for out in shards:
+                    out.add(group, records)
+        except BaseException:
+            for out in shards:
+                out.abort()
+            raise
+        written = [out.finish() for out in shards]
+        for (fmt, relative), file_stats in zip(paths.items(), written):
             yield {"path": relative, "format": fmt, **stats, **file_stats}
+
+    def _open(self, fmt: str, path: str):
+        if fmt == "parquet":
+            return ParquetShard(path, self._schema)
+        if fmt == "tfrecord":
+            return TFRecordShard(path, self._compression)
+        return ArrayRecordShard(path)
 
 
 class WriteEmptyShards(WriteShard):
