@@ -28,7 +28,8 @@ import tempfile
 import time
 
 from bench.corpus import write_corpus
-from bench.throughput import run_build
+from bench.throughput import Runner, run_build
+from readers.manifest import Corpus
 
 BATCH = 32
 WARM_UP = 20
@@ -96,15 +97,13 @@ def main(argv=None) -> int:
     builds = {}
     for formats in ("tfrecord,parquet", "tfrecord,parquet,array_record"):
         runs = [
-            run_build("clm", corpus, sample_tokenizer_path(), os.path.join(workdir, f"out-{formats}-{i}"), args.workers, [*extra, "--formats", formats])
+            run_build("clm", corpus, sample_tokenizer_path(), os.path.join(workdir, f"out-{formats}-{i}"), Runner("local", args.workers), [*extra, "--formats", formats])
             for i in range(args.repeat)
         ]
         builds[formats] = min(r["seconds"] for r in runs)
     last = os.path.join(workdir, f"out-tfrecord,parquet,array_record-{args.repeat - 1}")
-    with open(os.path.join(last, "LATEST")) as f:
-        version_dir = os.path.join(last, "versions", f.read().strip())
-    with open(os.path.join(version_dir, "manifest.json")) as f:
-        manifest = json.load(f)
+    built = Corpus(last)
+    version_dir, manifest = built.root, built.manifest
     train = manifest["totals"]["train"]
     sizes = {fmt: sum(s["bytes"] for s in manifest["shards"] if s["format"] == fmt and s["split"] == "train") for fmt in train["shards"]}
     results = {

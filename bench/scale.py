@@ -28,7 +28,7 @@ PROCESS_LIMIT = 1e9
 
 def main(argv=None) -> int:
     from bench.corpus import write_corpus
-    from bench.throughput import run_build
+    from bench.throughput import Runner, run_build
     from pipelines.sample import sample_tokenizer_path
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,6 +41,7 @@ def main(argv=None) -> int:
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="tokenmill-scale-")
     model = sample_tokenizer_path()
+    runner = Runner("local", args.workers)
     rows = []
     for scale, megabytes, files in (("1x", args.mb, 1), ("4x", args.mb * 4, 4)):
         corpus = os.path.join(workdir, f"corpus-{scale}")
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
         for shards in ("1", "default"):
             out = os.path.join(workdir, f"out-{scale}-{shards}")
             flags = ["--num-shards", "1"] if shards == "1" else []
-            run = run_build(args.objective, corpus, model, out, args.workers, [*flags, *extra])
+            run = run_build(args.objective, corpus, model, out, runner, [*flags, *extra])
             shutil.rmtree(out)
             peaks = run["process_peaks"]
             rows.append({

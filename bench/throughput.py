@@ -46,6 +46,7 @@ import tempfile
 import time
 
 from bench.memory import PeakMemory
+from readers.manifest import Corpus
 
 OBJECTIVES = ("clm", "mlm", "mlm_nsp", "span_corruption", "prefix_lm", "ul2")
 TINY_MB = 0.05  # the start-up run: a dozen documents
@@ -133,11 +134,7 @@ def run_build(objective: str, corpus_dir: str, model_path: str, out: str, runner
     memory.stop()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{printed}")
-    with open(os.path.join(out, "LATEST")) as f:
-        version = f.read().strip()
-    with open(os.path.join(out, "versions", version, "manifest.json")) as f:
-        manifest = json.load(f)
-    return {"seconds": seconds, "peak_rss": memory.peak, "launcher_peak": memory.launcher_peak, "process_peaks": sorted(memory.process_peaks.values(), reverse=True), "manifest": manifest}
+    return {"seconds": seconds, "peak_rss": memory.peak, "launcher_peak": memory.launcher_peak, "process_peaks": sorted(memory.process_peaks.values(), reverse=True), "manifest": Corpus(out).manifest}
 
 
 def measure(objective: str, corpora: dict, model_path: str, workdir: str, runner: Runner, repeat: int, extra: list[str]) -> dict:
