@@ -31,7 +31,6 @@ except ImportError:  # readable without torch: the iterators work on their own
     Dataset = IterableDataset = object
 
 DEFAULT_WINDOW = 4096
-MASKED_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
 
 
 def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -211,18 +210,40 @@ class TokenmillDataset(IterableDataset):
             for batch, indices in self._read(ranges, start, total):
                 yield from self._rows(batch, indices, range(len(indices)))
             return
-        for block_start in range(start - start % self.window, total, self.window):
-            block_stop = min(block_start + self.window, total)
-            order = rng_for(self.seed, self.epoch, WINDOW_ORDER, self.rank, worker, block_start // self.window).permutation(
-                block_stop - block_start
-            )
-            wanted = order[max(start - block_start, 0) :]
-            keep = np.zeros(block_stop - block_start, dtype=bool)
-            keep[wanted] = True
-            batches = list(self._read(ranges, block_start, block_stop, keep))
-            batch = {name: np.concatenate([b[name] for b, _ in batches]) for name in self.corpus.schema.names}
-            indices = np.concatenate([i for _, i in batches])
-            yield from self._rows(batch, indices, np.searchsorted(np.flatnonzero(keep), wanted))
+        yield from self._shuffled(ranges, start, total, worker)
+
+    def _window_order(self, worker: int, block_start: int, total: int) -> np.ndarray:
+        """The order the window starting at `block_start` yields its positions in: a permutation drawn from (seed, epoch, rank, worker, window)."""
+        size = min(block_start + self.window, total) - block_start
+        return rng_for(self.seed, self.epoch, WINDOW_ORDER, self.rank, worker, block_start // self.window).permutation(size)
+
+    def _shuffled(self, ranges: list[Range], start: int, total: int, worker: int) -> Iterator[dict[str, np.ndarray]]:
+        """Positions [start, total) window by window, each window in its own order, read as one stream.
+
+        Only the first window may be partly yielded already (a resume): its
+        rows yielded before are not decoded. Later windows are cut from the
+        same stream, so no shard is opened or walked again for each window.
+        """
+        first = start - start % self.window
+        first_wanted = self._window_order(worker, first, total)[start - first :]
+        keep = np.ones(total - first, dtype=bool)
+        keep[: min(self.window, total - first)] = False
+        keep[first_wanted] = True
+        stream = self._read(ranges, first, total, keep)
+        held: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
+        count = 0
+        for block_start in range(first, total, self.window):
+            wanted = first_wanted if block_start == first else self._window_order(worker, block_start, total)
+            while count < wanted.size:
+                batch, indices = next(stream)
+                held.append((batch, indices))
+                count += indices.size
+            batch = {name: np.concatenate([b[name] for b, _ in held]) for name in self.corpus.schema.names}
+            indices = np.concatenate([i for _, i in held])
+            n = wanted.size
+            held = [({name: a[n:] for name, a in batch.items()}, indices[n:])] if indices.size > n else []
+            count -= n
+            yield from self._rows({name: a[:n] for name, a in batch.items()}, indices[:n], np.searchsorted(np.sort(wanted), wanted))
 
     def _rows(self, batch: dict[str, np.ndarray], indices: np.ndarray, rows) -> Iterator[dict[str, np.ndarray]]:
         for row in rows:
