@@ -82,7 +82,7 @@ def main(argv=None) -> list[float]:
 
     corpus = Corpus(args.data)
     length = corpus.schema.features[0].length
-    model = Decoder(corpus.manifest["tokenizer"]["vocab_size"], length - 1, rngs=nnx.Rngs(args.seed))
+    model = Decoder(corpus.vocab_size, length - 1, rngs=nnx.Rngs(args.seed))
     optimizer = nnx.Optimizer(model, optax.adam(3e-3), wrt=nnx.Param)
     iterator = iter(grain_dataset(args.data, "train", batch_size=args.batch_size, seed=args.seed, num_epochs=None))
     if args.state and os.path.exists(args.state):

@@ -61,7 +61,7 @@ def main(argv=None) -> list[float]:
         return ds.map(next_token_pairs)
 
     with strategy.scope():
-        model = decoder(corpus.manifest["tokenizer"]["vocab_size"], length - 1)
+        model = decoder(corpus.vocab_size, length - 1)
         model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = model.fit(strategy.distribute_datasets_from_function(host_input), epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, shuffle=False, verbose=0)
     losses = history.history["loss"]

@@ -30,10 +30,11 @@ class SplitSource:
 
     Also a Grain `RandomAccessDataSource` (`len`, `source[i]` → one
     example), for `grain.DataLoader` with an `IndexSampler`. `fmt` is
-    `array_record`, `parquet`, or None: ArrayRecord when the version has it.
+    `array_record`, `parquet`, or None: ArrayRecord when the version has it;
+    `cached_row_groups` decoded Parquet row groups are kept.
     """
 
-    def __init__(self, path: str, split: str = "train", fmt: str | None = None):
+    def __init__(self, path: str, split: str = "train", fmt: str | None = None, cached_row_groups: int = 8):
         corpus = Corpus(path)
         formats = {s["format"] for s in corpus.manifest["shards"]}
         self.format = fmt or ("array_record" if "array_record" in formats else "parquet")
@@ -44,8 +45,7 @@ class SplitSource:
         self.counts = np.array([s.examples for s in shards], dtype=np.int64)
         self.ends = np.cumsum(self.counts)
         paths = [s.path for s in shards]
-        self._paths = paths
-        self._files = ArrayRecordFiles(paths, self.counts) if self.format == "array_record" else ParquetFiles(paths, self.schema)
+        self._files = ArrayRecordFiles(paths, self.counts) if self.format == "array_record" else ParquetFiles(paths, self.schema, cached_row_groups)
 
     def __len__(self) -> int:
         return int(self.ends[-1]) if self.ends.size else 0
@@ -71,7 +71,7 @@ class SplitSource:
         if self.format == "parquet":
             return self._files.read(shard, rows)
         records = self._files.read(shard, rows)
-        return decode_examples(records, self.schema, self._paths[shard], rows.tolist())
+        return decode_examples(records, self.schema, self._files.paths[shard], rows.tolist())
 
 
 def grain_dataset(

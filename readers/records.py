@@ -23,15 +23,12 @@ from typing import IO, Any, Iterator, Sequence
 import numpy as np
 
 from schemas import INT, Schema
-from transforms.codec import BrokenFraming, masked_crc32c, scan_frames
+from transforms.codec import FRAME_HEADER, LIST_TAG, TAG_LEN1, TAG_LEN2, BrokenFraming, masked_crc32c, read_varint, scan_frames
 
 BLOCK_SIZE = 1 << 20
 DECODE_BATCH = 256
-_FRAME_HEADER = 12
 _MAX_VARINT = 10
-_TAG_LEN1 = 0x0A
-_TAG_LEN2 = 0x12
-_LIST_TAGS = {0x1A: INT, 0x12: "float"}  # Feature.int64_list = 3, Feature.float_list = 2
+_LIST_TAGS = {tag: dtype for dtype, tag in LIST_TAG.items()}
 
 
 class CorruptShard(ValueError):
@@ -72,8 +69,8 @@ def skip_records(f: IO[bytes], count: int, path: str) -> None:
     Only the last byte of each frame is read, to see that the frame is whole.
     """
     for index in range(count):
-        header = _read_exactly(f, _FRAME_HEADER)
-        if len(header) < _FRAME_HEADER:
+        header = _read_exactly(f, FRAME_HEADER)
+        if len(header) < FRAME_HEADER:
             raise CorruptShard(path, index, f"the shard ends before record {count} (cut short?)")
         (length,) = struct.unpack_from("<Q", header)
         (length_crc,) = struct.unpack_from("<I", header, 8)
@@ -119,42 +116,31 @@ def iter_records(path: str, compression: str | None = None, start: int = 0, stop
         raise CorruptShard(path, index, f"the gzip stream is broken: {e}") from None
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
 def _expect(data: bytes, pos: int, tag: int) -> tuple[int, int]:
     """The length of the length-delimited field `tag` at `pos`, and where its contents start."""
     if data[pos] != tag:
         raise ValueError(f"expected tag {tag:#x} at byte {pos}, found {data[pos]:#x}")
-    return _varint(data, pos + 1)
+    return read_varint(data, pos + 1)
 
 
 def _feature_payloads(record: bytes) -> dict[str, tuple[int, int, str]]:
     """Each feature of a serialized `tf.train.Example`: (start, end) of its packed values in `record`, and its dtype."""
-    size, pos = _expect(record, 0, _TAG_LEN1)  # Example.features
+    size, pos = _expect(record, 0, TAG_LEN1)  # Example.features
     if pos + size != len(record):
         raise ValueError("the message is not one Example.features field")
     found = {}
     while pos < len(record):
-        entry_size, pos = _expect(record, pos, _TAG_LEN1)  # Features.feature map entry
+        entry_size, pos = _expect(record, pos, TAG_LEN1)  # Features.feature map entry
         entry_end = pos + entry_size
-        key_size, pos = _expect(record, pos, _TAG_LEN1)
+        key_size, pos = _expect(record, pos, TAG_LEN1)
         name = record[pos : pos + key_size].decode("utf-8")
-        _, pos = _expect(record, pos + key_size, _TAG_LEN2)  # the Feature
+        _, pos = _expect(record, pos + key_size, TAG_LEN2)  # the Feature
         tag = record[pos]
         if tag not in _LIST_TAGS:
             raise ValueError(f"feature {name!r} is not an int64_list or float_list (tag {tag:#x})")
-        list_size, pos = _varint(record, pos + 1)
+        list_size, pos = read_varint(record, pos + 1)
         if list_size:
-            values_size, pos = _expect(record, pos, _TAG_LEN1)  # packed `value`
+            values_size, pos = _expect(record, pos, TAG_LEN1)  # packed `value`
         else:
             values_size = 0
         if pos + values_size != entry_end:

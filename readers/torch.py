@@ -23,7 +23,8 @@ import numpy as np
 
 from readers.manifest import Corpus
 from readers.partition import DYNAMIC_MASKING, WINDOW_ORDER, Range, examples_per_rank, plan, rng_for
-from readers.records import ParquetFiles, read_parquet, read_tfrecord
+from readers.grain import SplitSource
+from readers.records import read_parquet, read_tfrecord
 
 try:
     from torch.utils.data import Dataset, IterableDataset
@@ -301,21 +302,15 @@ class TokenmillMapDataset(Dataset):
     """
 
     def __init__(self, path: str, split: str = "train", cached_row_groups: int = 8):
-        self.corpus = Corpus(path)
-        self.shards = self.corpus.shards(split, "parquet")
-        self._ends = np.cumsum([s.examples for s in self.shards])
-        self._files = ParquetFiles([s.path for s in self.shards], self.corpus.schema, cached_row_groups)
+        self._source = SplitSource(path, split, "parquet", cached_row_groups)
 
     def __len__(self) -> int:
-        return int(self._ends[-1]) if self._ends.size else 0
+        return len(self._source)
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"example {index} of a split of {len(self)}")
-        index %= len(self)
-        shard = int(np.searchsorted(self._ends, index, side="right"))
-        row = index - (int(self._ends[shard - 1]) if shard else 0)
-        return trainer_dtypes({name: values[0] for name, values in self._files.read(shard, np.array([row])).items()})
+        return trainer_dtypes(self._source[index % len(self)])
 
 
 def bert_mlm_labels(masked_lm_positions, masked_lm_ids, masked_lm_weights, length: int):

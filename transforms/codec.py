@@ -17,12 +17,12 @@ from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
-from schemas import INT, Schema
+from schemas import FLOAT, INT, Schema
 
-_TAG_LEN1 = 0x0A  # field 1, length-delimited
-_TAG_LEN2 = 0x12  # field 2, length-delimited
-_LIST_TAG = {INT: 0x1A, "float": 0x12}  # Feature.int64_list = 3, Feature.float_list = 2
-_FRAME_HEADER = 12  # TFRecord: uint64 length + masked CRC32C of it
+TAG_LEN1 = 0x0A  # field 1, length-delimited
+TAG_LEN2 = 0x12  # field 2, length-delimited
+LIST_TAG = {INT: 0x1A, FLOAT: 0x12}  # Feature.int64_list = 3, Feature.float_list = 2
+FRAME_HEADER = 12  # TFRecord: uint64 length + masked CRC32C of it
 _WORD_DTYPES = {2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 
 
@@ -104,27 +104,40 @@ def serialize_examples(features: Mapping[str, np.ndarray], schema: Schema) -> li
             payload, sizes = varint_payloads(a)
         else:
             payload, sizes = np.ascontiguousarray(a, dtype="<f4").view(np.uint8).reshape(-1), np.full(n, 4 * f.length, np.int64)
-        headers = {size: _feature_header(f.name, _LIST_TAG[f.dtype], size) for size in np.unique(sizes).tolist()}
+        headers = {size: _feature_header(f.name, LIST_TAG[f.dtype], size) for size in np.unique(sizes).tolist()}
         size_list = sizes.tolist()
         ends = np.cumsum(sizes).tolist()
         view = memoryview(payload)
         columns.append([headers[size] for size in size_list])
         columns.append([view[end - size : end] for end, size in zip(ends, size_list)])
         body_sizes += sizes + np.array([len(headers[size]) for size in size_list], dtype=np.int64)
-    prefixes = [bytes([_TAG_LEN1]) + _varint_bytes(size) for size in body_sizes.tolist()]
+    prefixes = [bytes([TAG_LEN1]) + _varint_bytes(size) for size in body_sizes.tolist()]
     return list(map(b"".join, zip(prefixes, *columns)))
 
 
 def _feature_header(name: str, list_tag: int, size: int) -> bytes:
     """Everything of a Features map entry before its packed values, for values `size` bytes long."""
     key = name.encode("utf-8")
-    entry_key = bytes([_TAG_LEN1]) + _varint_bytes(len(key)) + key + bytes([_TAG_LEN2])  # key, then the Feature
+    entry_key = bytes([TAG_LEN1]) + _varint_bytes(len(key)) + key + bytes([TAG_LEN2])  # key, then the Feature
     list_len = 1 + len(_varint_bytes(size)) + size  # the packed `value` field of Int64List/FloatList
     feature_len = 1 + len(_varint_bytes(list_len)) + list_len
     entry_len = len(entry_key) + len(_varint_bytes(feature_len)) + feature_len
     return b"".join(
-        [bytes([_TAG_LEN1]), _varint_bytes(entry_len), entry_key, _varint_bytes(feature_len), bytes([list_tag]), _varint_bytes(list_len), bytes([_TAG_LEN1]), _varint_bytes(size)]
+        [bytes([TAG_LEN1]), _varint_bytes(entry_len), entry_key, _varint_bytes(feature_len), bytes([list_tag]), _varint_bytes(list_len), bytes([TAG_LEN1]), _varint_bytes(size)]
     )
+
+
+def read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """The varint at `pos` of a serialized message, and where the next field starts."""
+    value = shift = 0
+    while True:
+        if pos >= len(data):
+            raise ValueError("a varint runs past the end of the message")
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if not byte & 0x80:
+            return value, pos
 
 
 def masked_crc32c(data) -> int:
@@ -145,15 +158,15 @@ def scan_frames(buffer: bytes | bytearray) -> Iterator[tuple[int, bytes | bytear
     block); raises `BrokenFraming` at a length that fails its CRC.
     """
     size, pos = len(buffer), 0
-    while size - pos >= _FRAME_HEADER:
+    while size - pos >= FRAME_HEADER:
         (length,) = struct.unpack_from("<Q", buffer, pos)
         (length_crc,) = struct.unpack_from("<I", buffer, pos + 8)
         if masked_crc32c(buffer[pos : pos + 8]) != length_crc:
             raise BrokenFraming(f"the length at byte {pos} fails its CRC")
-        end = pos + _FRAME_HEADER + length + 4
+        end = pos + FRAME_HEADER + length + 4
         if size < end:
             return
-        record = buffer[pos + _FRAME_HEADER : end - 4]
+        record = buffer[pos + FRAME_HEADER : end - 4]
         (record_crc,) = struct.unpack_from("<I", buffer, end - 4)
         yield end, record, masked_crc32c(record) == record_crc
         pos = end

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 
 import apache_beam as beam
 
-from transforms.codec import BrokenFraming, scan_frames
+from transforms.codec import BrokenFraming, read_varint, scan_frames
 from transforms.counters import emit_counters
 from transforms.objectives.base import ConfigError
 from transforms.progress import ProgressFile
@@ -354,12 +354,12 @@ def _protobuf_fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
     """(field number, wire type, value) of a serialized message; values of length-delimited fields are bytes."""
     pos, end = 0, len(data)
     while pos < end:
-        key, pos = _varint(data, pos)
+        key, pos = read_varint(data, pos)
         field, wire = key >> 3, key & 7
         if wire == 0:
-            value, pos = _varint(data, pos)
+            value, pos = read_varint(data, pos)
         elif wire == 2:
-            size, pos = _varint(data, pos)
+            size, pos = read_varint(data, pos)
             value, pos = data[pos : pos + size], pos + size
             if pos > end:
                 raise ValueError("a field runs past the end of the message")
@@ -369,18 +369,6 @@ def _protobuf_fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
         else:
             raise ValueError(f"wire type {wire} is not in tf.train.Example")
         yield field, wire, value
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(data):
-            raise ValueError("a varint runs past the end of the message")
-        byte = data[pos]
-        value |= (byte & 0x7F) << shift
-        pos, shift = pos + 1, shift + 7
-        if not byte & 0x80:
-            return value, pos
 
 
 def example_features(record: bytes, names: set[str]) -> dict[str, tuple[str, list]]:
@@ -424,7 +412,7 @@ def _packed_or_plain_varints(data: bytes) -> list[int]:
         else:
             pos = 0
             while pos < len(value):
-                v, pos = _varint(value, pos)
+                v, pos = read_varint(value, pos)
                 values.append(v)
     return values
 
