@@ -72,13 +72,17 @@ class Corpus:
         """Every id in the shards is below it: a model's embedding table needs this many rows."""
         return int(self.manifest["tokenizer"]["vocab_size"])
 
-    def shards(self, split: str = "train", fmt: str = "tfrecord") -> list[ShardFile]:
-        """The shards of a split in one format, in shard order, with their example counts."""
-        entries = sorted((s for s in self.manifest["shards"] if s["split"] == split and s["format"] == fmt), key=lambda s: s["path"])
+    def shard_entries(self, split: str = "train", fmt: str = "tfrecord") -> list[dict[str, Any]]:
+        """The manifest's entries (path, examples, bytes, sha256, ...) of a split's shards in one format, in shard order."""
+        entries = sorted((s for s in self.manifest["shards"] if s["split"] == split and s["format"] == fmt), key=lambda s: s["shard"])
         if not entries:
             available = sorted({(s["split"], s["format"]) for s in self.manifest["shards"]})
             raise ValueError(f"no {fmt} shards for split {split!r}; this version has {available}")
-        return [ShardFile(f"{self.root}/{s['path']}", int(s["examples"])) for s in entries]
+        return entries
+
+    def shards(self, split: str = "train", fmt: str = "tfrecord") -> list[ShardFile]:
+        """The shards of a split in one format, in shard order, with their example counts."""
+        return [ShardFile(f"{self.root}/{s['path']}", int(s["examples"])) for s in self.shard_entries(split, fmt)]
 
     def files(self, split: str = "train", fmt: str = "tfrecord") -> list[str]:
         """Shard paths of a split in one format, in shard order."""

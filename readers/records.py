@@ -18,7 +18,7 @@ import collections
 import gzip
 import struct
 import zlib
-from typing import IO, Any, Iterator, Sequence
+from typing import IO, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -257,18 +257,36 @@ def read_parquet(path: str, schema: Schema, start: int = 0, stop: int | None = N
 
     with open_binary(path) as raw:
         shard = pq.ParquetFile(raw)
-        group_ends = np.cumsum([shard.metadata.row_group(g).num_rows for g in range(shard.num_row_groups)])
+        group_ends = row_group_ends(shard)
         total = int(group_ends[-1]) if group_ends.size else 0
         stop = total if stop is None else stop
         if stop > total:
             raise CorruptShard(path, total, f"the shard holds {total} rows, not {stop}")
-        group_starts = group_ends - (np.diff(np.concatenate([[0], group_ends])))
+        group_starts = np.concatenate([[0], group_ends[:-1]])
         for g in range(int(np.searchsorted(group_ends, start, side="right")), shard.num_row_groups):
             if group_starts[g] >= stop:
                 break
             rows = row_group_arrays(shard, g, schema, path)
             lo, hi = max(start - int(group_starts[g]), 0), min(stop, int(group_ends[g])) - int(group_starts[g])
             yield {name: a[lo:hi] for name, a in rows.items()}
+
+
+def row_group_ends(shard) -> np.ndarray:
+    """Where each row group of an open `pyarrow.parquet.ParquetFile` ends, in rows."""
+    return np.cumsum([shard.metadata.row_group(g).num_rows for g in range(shard.num_row_groups)], dtype=np.int64)
+
+
+def gather_rows(group_ends: np.ndarray, rows: np.ndarray, schema: Schema, row_group: Callable[[int], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The shard's `rows` (any order) as `{feature: [len(rows), length]}`, each row group they touch got once from `row_group(g)`."""
+    groups = np.searchsorted(group_ends, rows, side="right")
+    out = {f.name: np.empty((rows.size, f.length), f.numpy_dtype) for f in schema.features}
+    for group in np.unique(groups).tolist():
+        where = np.flatnonzero(groups == group)
+        arrays = row_group(group)
+        offsets = rows[where] - (int(group_ends[group - 1]) if group else 0)
+        for name, values in arrays.items():
+            out[name][where] = values[offsets]
+    return out
 
 
 def row_group_arrays(shard, group: int, schema: Schema, path: str) -> dict[str, np.ndarray]:
@@ -299,22 +317,14 @@ class ParquetFiles:
 
     def read(self, shard: int, rows: np.ndarray) -> dict[str, np.ndarray]:
         parquet, group_ends = self._shard(shard)
-        groups = np.searchsorted(group_ends, rows, side="right")
-        out = {f.name: np.empty((rows.size, f.length), f.numpy_dtype) for f in self.schema.features}
-        for group in np.unique(groups).tolist():
-            where = np.flatnonzero(groups == group)
-            arrays = self._row_group(shard, group, parquet)
-            offsets = rows[where] - (int(group_ends[group - 1]) if group else 0)
-            for name, values in arrays.items():
-                out[name][where] = values[offsets]
-        return out
+        return gather_rows(group_ends, rows, self.schema, lambda group: self._row_group(shard, group, parquet))
 
     def _shard(self, shard: int):
         if shard not in self._open:
             import pyarrow.parquet as pq
 
             parquet = pq.ParquetFile(open_binary(self.paths[shard]))
-            self._open[shard] = parquet, np.cumsum([parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)])
+            self._open[shard] = parquet, row_group_ends(parquet)
         return self._open[shard]
 
     def _row_group(self, shard: int, group: int, parquet) -> dict[str, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -35,13 +36,24 @@ def loaded(built, name: str) -> tuple[dict, Tokens, dict[str, np.ndarray], list[
     return manifest, Tokens.for_manifest(manifest), read_parquet(version_dir), decoded(version_dir)
 
 
+@functools.cache
+def ids_by_piece(tokens: Tokens) -> dict[str, int]:
+    """Each piece `show` writes (a name for every special id) to its id."""
+    return {piece: i for i, piece in enumerate(tokens.piece_table.tolist())}
+
+
+def piece_ids(tokens: Tokens, pieces: list[str]) -> list[int]:
+    """The ids of `show`'s pieces: the inverse of `Tokens.pieces`."""
+    return [ids_by_piece(tokens)[p] for p in pieces]
+
+
 def encode_text(sp, text: str, tokens: Tokens) -> list[int]:
     """Text with special names in it (as `show` writes them) back to ids: names by the manifest, the rest by SentencePiece."""
     names = "|".join(re.escape(n) for n in sorted(tokens.names.values(), key=len, reverse=True))
     ids = []
     for part in re.split(f"({names})", text):
-        if part in tokens.ids_by_piece and tokens.is_named[tokens.ids_by_piece[part]]:
-            ids.append(tokens.ids_by_piece[part])
+        if part in ids_by_piece(tokens) and tokens.is_named[ids_by_piece(tokens)[part]]:
+            ids.append(ids_by_piece(tokens)[part])
         elif part.strip():
             ids.extend(sp.encode(part))
     return ids
@@ -57,7 +69,7 @@ def check_text(sp, tokens: Tokens, parts: list[dict]) -> int:
     checked = 0
     for part in parts:
         if whole_words(part):
-            assert encode_text(sp, part["text"], tokens) == tokens.ids(part["tokens"]), part
+            assert encode_text(sp, part["text"], tokens) == piece_ids(tokens, part["tokens"]), part
             checked += 1
     return checked
 
@@ -68,7 +80,7 @@ def test_clm_parts_give_back_the_row_and_mark_document_boundaries(built, sp):
     parts, starts = [], 0
     for example, ids, segments in zip(examples, stored["input_ids"], stored["segment_ids"]):
         real = segments > 0
-        assert sum((tokens.ids(p["tokens"]) for p in example["parts"]), []) == ids[real].tolist()
+        assert sum((piece_ids(tokens, p["tokens"]) for p in example["parts"]), []) == ids[real].tolist()
         assert [p["segment"] for p in example["parts"]] == list(range(1, segments.max() + 1))
         for before, part in zip(example["parts"], example["parts"][1:]):
             assert before["ends_document"] and part["starts_document"]  # inside a row, pieces meet at document ends
@@ -91,19 +103,19 @@ def test_bert_segments_are_the_row_with_masks_undone(built, sp, name):
         positions, truth = stored["masked_lm_positions"][i][used], stored["masked_lm_ids"][i][used]
         original = ids.copy()
         original[positions] = truth
-        assert tokens.ids(example["input"]["tokens"]) == ids[real].tolist()
+        assert piece_ids(tokens, example["input"]["tokens"]) == ids[real].tolist()
         assert [p["position"] for p in example["predictions"]] == positions.tolist()
-        assert tokens.ids([p["original"] for p in example["predictions"]]) == truth.tolist()
+        assert piece_ids(tokens, [p["original"] for p in example["predictions"]]) == truth.tolist()
         expected_kinds = np.where(ids[positions] == mask_id, "mask", np.where(ids[positions] == truth, "kept", "random"))
         assert [p["kind"] for p in example["predictions"]] == expected_kinds.tolist()
         for p in example["predictions"]:
             kinds[p["kind"]] += 1
         a = example["segments"]["A"]
         # [CLS] A [SEP] (B [SEP]) is the whole unmasked row
-        rebuilt = [tokens.specials["[CLS]"]] + tokens.ids(a["tokens"]) + [tokens.specials["[SEP]"]]
+        rebuilt = [tokens.specials["[CLS]"]] + piece_ids(tokens, a["tokens"]) + [tokens.specials["[SEP]"]]
         if name != "mlm":
             b = example["segments"]["B"]
-            rebuilt += tokens.ids(b["tokens"]) + [tokens.specials["[SEP]"]]
+            rebuilt += piece_ids(tokens, b["tokens"]) + [tokens.specials["[SEP]"]]
             label = int(stored["next_sentence_labels"][i][0])
             assert example["label"]["value"] == label
             assert ("NotNext" in example["label"]["meaning"]) == (name == "mlm_nsp" and label == 1)
@@ -120,7 +132,7 @@ def test_denoising_sources_are_runs_of_the_corpus(built, sp, name):
     """Inputs with each sentinel's span put back (or prefix + target) are, piece after piece, the corpus's token stream."""
     manifest, tokens, stored, examples = loaded(built, name)
     corpus = stream(built[0], sp, tokens.eos if name == "decoder_only" else None)
-    sources = [np.asarray(tokens.ids(e["source"]["tokens"])) for e in examples]
+    sources = [np.asarray(piece_ids(tokens, e["source"]["tokens"])) for e in examples]
     starts = []
     for example, source in zip(examples, sources):
         windows = np.lib.stride_tricks.sliding_window_view(corpus, source.size)
@@ -139,10 +151,10 @@ def test_denoising_sources_are_runs_of_the_corpus(built, sp, name):
             inputs = stored["inputs"][i]
             body = inputs[inputs != tokens.pad][:-1]
             lead = 1 if example.get("mode_token") else 0
-            assert tokens.ids(example["inputs"]["tokens"]) == body[lead:].tolist()
+            assert piece_ids(tokens, example["inputs"]["tokens"]) == body[lead:].tolist()
             assert [s["sentinel"] for s in example["spans"]] == [f"<extra_id_{k}>" for k in range(len(example["spans"]))]
         else:
-            assert tokens.ids(example["prefix"]["tokens"]) + tokens.ids(example["target"]["tokens"]) == source.tolist()
+            assert piece_ids(tokens, example["prefix"]["tokens"]) + piece_ids(tokens, example["target"]["tokens"]) == source.tolist()
             assert len(example["prefix"]["tokens"]) >= 1 and len(example["target"]["tokens"]) >= 1
         if name == "ul2":
             denoiser = manifest["objective"]["params"]["denoisers"][int(stored["denoiser"][i][0])]
@@ -228,6 +240,6 @@ def test_unmasked_rows_from_gzipped_tfrecords(built, tmp_path_factory):
     tokens = Tokens.for_manifest(built[1]["mlm"][0])
     for line, ids, mask in zip(out["parquet"].getvalue().splitlines(), stored["input_ids"], stored["input_mask"]):
         example = json.loads(line)
-        assert example["predictions"] == [] and tokens.ids(example["input"]["tokens"]) == ids[mask > 0].tolist()
+        assert example["predictions"] == [] and piece_ids(tokens, example["input"]["tokens"]) == ids[mask > 0].tolist()
     code, printed = run_cli("show", version_dir, "--format", "tfrecord")
     assert code == 0 and "unmasked" in printed

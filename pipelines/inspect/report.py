@@ -265,11 +265,12 @@ def report(path: str, html_file: str | None = None, sample: int | None = None, f
         matplotlib.use("Agg")
     out = out or sys.stdout
     corpus = Corpus(path)
+    tokens = Tokens.for_manifest(corpus.manifest, tokenizer) if html_file else None  # a wrong tokenizer fails before the shards are read
     measured = measure_version(corpus, sample, fmt, progress or default_progress_stream())
     if not html_file:
         out.write(summary_table(corpus, measured) + "\n")
         return
-    page = html_page(corpus, measured, plots(corpus, measured, Tokens.for_manifest(corpus.manifest, tokenizer)), dead_letters(corpus))
+    page = html_page(corpus, measured, plots(corpus, measured, tokens), dead_letters(corpus))
     with open(html_file, "w", encoding="utf-8") as f:
         f.write(page)
     out.write(f"Wrote {html_file} ({len(page) / 1e6:.1f} MB)\n")

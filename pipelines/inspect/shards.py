@@ -20,7 +20,7 @@ from typing import Any, Iterator, Mapping, TextIO
 import numpy as np
 
 from readers.manifest import Corpus
-from readers.records import CorruptShard, open_binary, read_tfrecord
+from readers.records import CorruptShard, gather_rows, open_binary, read_tfrecord, row_group_arrays, row_group_ends
 from schemas import Schema
 
 FORMATS = ("parquet", "tfrecord")
@@ -43,11 +43,7 @@ def shard_entries(corpus: Corpus, split: str, fmt: str) -> list[Mapping[str, Any
     """The manifest's entries for a split's shards in one format, in shard order."""
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    entries = sorted((s for s in corpus.manifest["shards"] if s["split"] == split and s["format"] == fmt), key=lambda s: s["shard"])
-    if not entries:
-        available = sorted({(s["split"], s["format"]) for s in corpus.manifest["shards"]})
-        raise ValueError(f"no {fmt} shards for split {split!r} (--split/--format); this version has {available}")
-    return entries
+    return corpus.shard_entries(split, fmt)
 
 
 def load_shard(corpus: Corpus, entry: Mapping[str, Any], fmt: str, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -55,14 +51,14 @@ def load_shard(corpus: Corpus, entry: Mapping[str, Any], fmt: str, rows: np.ndar
     path = f"{corpus.root}/{entry['path']}"
     try:
         if fmt == "parquet":
-            features = _parquet_shard(path, entry, corpus.schema)
-            return features if rows is None else {name: values[rows] for name, values in features.items()}
+            return _parquet_shard(path, entry, corpus.schema, rows)
         return _tfrecord_shard(path, entry, corpus, rows)
     except FileNotFoundError:
         raise BadShard(f"{path}: missing (the manifest lists it)") from None
 
 
-def _parquet_shard(path: str, entry: Mapping[str, Any], schema: Schema) -> dict[str, np.ndarray]:
+def _parquet_shard(path: str, entry: Mapping[str, Any], schema: Schema, rows: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The whole file checked against the manifest's sha256; only the row groups holding `rows` (all, when None) decoded."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -74,15 +70,11 @@ def _parquet_shard(path: str, entry: Mapping[str, Any], schema: Schema) -> dict[
             f"{path}: damaged: its sha256 is {digest}, the manifest says {entry['sha256']} "
             f"({len(data):,} bytes, manifest {entry['bytes']:,}); restore or rebuild this version"
         )
-    table = pq.read_table(pa.BufferReader(data))
-    if table.num_rows != entry["examples"]:
-        raise BadShard(f"{path}: holds {table.num_rows} examples, the manifest says {entry['examples']}")
-    out = {}
-    for f in schema.features:
-        chunks = [chunk.flatten().to_numpy(zero_copy_only=False) for chunk in table.column(f.name).chunks]
-        flat = np.concatenate(chunks) if chunks else np.zeros(0, f.numpy_dtype)
-        out[f.name] = flat.astype(f.numpy_dtype, copy=False).reshape(-1, f.length)
-    return out
+    shard = pq.ParquetFile(pa.BufferReader(data))
+    if shard.metadata.num_rows != entry["examples"]:
+        raise BadShard(f"{path}: holds {shard.metadata.num_rows} examples, the manifest says {entry['examples']}")
+    wanted = np.arange(entry["examples"]) if rows is None else np.asarray(rows, dtype=np.int64)
+    return gather_rows(row_group_ends(shard), wanted, schema, lambda group: row_group_arrays(shard, group, schema, path))
 
 
 def _tfrecord_shard(path: str, entry: Mapping[str, Any], corpus: Corpus, rows: np.ndarray | None) -> dict[str, np.ndarray]:

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from readers.records import open_binary
-from transforms.vocab import WORD_START, sentinel_piece
+from transforms.vocab import WORD_START, Vocab, sentinel_piece
 
 PAD_NAME, EOS_NAME = "<pad>", "</s>"
 
@@ -30,10 +30,10 @@ class Tokens:
         import sentencepiece as spm
 
         self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
-        ids = dict(entry["special_ids"])
-        self.pad, self.eos, self.unk = ids.pop("pad"), ids.pop("eos"), ids.pop("unk")
-        self.sentinels = np.asarray(ids.pop("extra_ids"), dtype=np.int64)
-        self.specials: dict[str, int] = {name: int(i) for name, i in ids.items()}
+        vocab = Vocab.from_manifest(entry)
+        self.pad, self.eos, self.unk = vocab.pad, vocab.eos, vocab.unk
+        self.sentinels = np.asarray(vocab.sentinels, dtype=np.int64)
+        self.specials: dict[str, int] = {name: int(i) for name, i in vocab.specials.items()}
         self.names: dict[int, str] = {self.pad: PAD_NAME, self.eos: EOS_NAME}
         self.names.update({i: name for name, i in self.specials.items()})
         self.names.update({int(i): sentinel_piece(k) for k, i in enumerate(self.sentinels.tolist())})
@@ -45,7 +45,6 @@ class Tokens:
         self.piece_table = table
         self.is_named = np.zeros(size, dtype=bool)
         self.is_named[list(self.names)] = True
-        self.ids_by_piece = {piece: i for i, piece in enumerate(table.tolist())}
 
     @classmethod
     def for_manifest(cls, manifest: Mapping[str, Any], override: str | None = None) -> "Tokens":
@@ -67,10 +66,6 @@ class Tokens:
 
     def pieces(self, ids: np.ndarray) -> list[str]:
         return self.piece_table[np.asarray(ids, dtype=np.int64)].tolist()
-
-    def ids(self, pieces: list[str]) -> list[int]:
-        """Inverse of `pieces`."""
-        return [self.ids_by_piece[p] for p in pieces]
 
     def text(self, ids: np.ndarray) -> str:
         """Ordinary runs decoded by SentencePiece, each special id as its name; a run keeps the space its first piece starts with."""
