@@ -299,7 +299,7 @@ def make_parser() -> argparse.ArgumentParser:
     build = commands.add_parser(
         "build",
         help="build a corpus version",
-        description="Build one version of a pre-training corpus. Options not listed here go to Beam (e.g. --runner DataflowRunner --project P --region R --temp_location gs://B/tmp --setup_file ./setup.py). Without --runner it runs locally on every core.",
+        description="Build one version of a pre-training corpus. Options not listed here go to Beam (e.g. --runner DataflowRunner --project P --region R --temp_location gs://B/tmp --setup_file ./setup.py, or --runner DaskRunner --dask_client_address tcp://HOST:8786 for a Dask cluster). Without --runner it runs locally on every core.",
     )
     _add_build_arguments(build)
     rebuild = commands.add_parser(

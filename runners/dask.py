@@ -228,7 +228,6 @@ def npartitions_for(input_bytes: int) -> int:
     return max(1, math.ceil(input_bytes / PARTITION_INPUT_BYTES))
 
 
-
 def shares_this_machine(options) -> bool:
     """Whether the run's workers are on this machine: a scheduler on a loopback address, or none named (Beam starts a local cluster)."""
     dask = options.view_as(DaskOptions)

@@ -14,17 +14,13 @@ a Dask cluster, ...).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions, TestOptions, WorkerOptions
 
 from pipelines.config import BuildConfig
-from runners.local import is_dask, is_local
+from runners.local import is_dask, is_local, runner_kind
 from transforms.objectives.base import ConfigError
-
-
-def _is_dataflow(runner: Any) -> bool:
-    return str(runner).rsplit(".", 1)[-1].lower().removesuffix("runner") == "dataflow"
 
 
 def check_runner(config: BuildConfig, beam_args: Sequence[str], shared_filesystem: bool = False) -> None:
@@ -44,7 +40,7 @@ def check_runner(config: BuildConfig, beam_args: Sequence[str], shared_filesyste
             raise ConfigError(f"--runner DaskRunner needs Dask: pip install 'tokenmill[dask]' ({e})") from e
         shared_filesystem = shared_filesystem or shares_this_machine(options)
     runner = options.view_as(StandardOptions).runner
-    if _is_dataflow(runner) and not (options.view_as(SetupOptions).setup_file or options.view_as(WorkerOptions).sdk_container_image):
+    if runner_kind(options) == "dataflow" and not (options.view_as(SetupOptions).setup_file or options.view_as(WorkerOptions).sdk_container_image):
         raise ConfigError(
             "Dataflow workers need tokenmill installed: pass --setup_file ./setup.py (from a tokenmill checkout) "
             "or --sdk_container_image with an image that has it (the worker target of runners/flex_template/Dockerfile)"

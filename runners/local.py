@@ -103,9 +103,13 @@ def runner_for(options: PipelineOptions, total_input_bytes: int = 0):
     return None
 
 
+def runner_kind(options: PipelineOptions) -> str:
+    """The named runner as Beam's short names go: `DaskRunner`, `dask` and Beam's full class path are all "dask"."""
+    return str(options.view_as(StandardOptions).runner).rsplit(".", 1)[-1].lower().removesuffix("runner")
+
+
 def is_dask(options: PipelineOptions) -> bool:
-    """`--runner DaskRunner` (or `dask`, as Beam's short names go), or Beam's DaskRunner by its full name."""
-    return str(options.view_as(StandardOptions).runner).rsplit(".", 1)[-1].lower().removesuffix("runner") == "dask"
+    return runner_kind(options) == "dask"
 
 
 def _dask_here(options: PipelineOptions) -> bool:
