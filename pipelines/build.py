@@ -1,9 +1,9 @@
 """Plan a build (resolve inputs, tokenizer, objective, version) and compose the pipeline.
 
-    files ─ PlanRanges ─ Reshuffle ─ Read ─┬─ Tokenize ───────────────────────────────────┬─(bucket)─ GroupByKey ─ Objective ─(split, shard)─ GroupByKey ─ WriteShards ─┬─ Verify ─┐
-                                           └─ (big unsplit files) ─ Reshuffle ─ Tokenize ─┘                                   every shard ─ WriteEmptyShards (if none) ─┘          │
-    dead letters (every step) ─ GroupByKey(reason) ─ WriteErrors ─ Verify ─────────────────────────────────────────────────────────────────────────────────────────────────────────┤
-    counters (every step) ─ Sum ───────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────┴─ Publish
+    files ─ PlanRanges ─ Reshuffle ─ Read ─┬─ Tokenize ───────────────────────────────────┬─(bucket group)─ GroupByKey ─ Objective ─(split, shard group)─ GroupByKey ─ WriteShards ─┬─ Verify ─┐
+                                           └─ (big unsplit files) ─ Reshuffle ─ Tokenize ─┘                                               every shard ─ WriteEmptyShards (if none) ─┘          │
+    dead letters (every step) ─ GroupByKey(reason) ─ WriteErrors ─ Verify ─────────────────────────────────────────────────────────────────────────────────────────────────────────────────────┤
+    counters (every step) ─ Sum ───────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────┴─ Publish
 
 Everything that can be decided before the pipeline runs is decided in
 `plan_build`, in the launcher, so a bad flag, a missing file or an unusable
@@ -26,7 +26,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.config import BuildConfig
+from pipelines.config import BuildConfig, members_per_group
 from pipelines.sample import cache_dir, sample_corpus_path, sample_tokenizer_path
 from pipelines.verify import VerifyWritten
 from transforms.counters import COUNTERS, SumCounters
@@ -57,6 +57,8 @@ class BuildPlan:
     inputs: list[dict[str, Any]]
     num_buckets: int
     num_shards: dict[str, int]
+    buckets_per_group: int  # how the shuffles group buckets and shards: it cannot change the output
+    shards_per_group: dict[str, int]
     output: str
     version: str
     fingerprint: str
@@ -300,6 +302,8 @@ def plan_build(config: BuildConfig) -> BuildPlan:
         inputs=inputs,
         num_buckets=num_buckets,
         num_shards=num_shards,
+        buckets_per_group=members_per_group(num_buckets),
+        shards_per_group={split: members_per_group(count) for split, count in num_shards.items()},
         output=output,
         version=version,
         fingerprint=fingerprint,
@@ -356,7 +360,7 @@ class BuildCorpus(beam.PTransform):
             | "SpreadRanges" >> beam.Reshuffle()
             | "Read" >> beam.ParDo(ReadDocuments(plan.input_spec, progress_dir=self._progress_dir, spread_bytes=config.read_range_mb << 20)).with_outputs("dead", COUNTERS, SPREAD, main="docs")
         )
-        tokenize = TokenizeDocuments(_sentence_splitter(plan), config.seed, plan.num_buckets, plan.temporary_dir, self._progress_dir)
+        tokenize = TokenizeDocuments(_sentence_splitter(plan), config.seed, plan.num_buckets, plan.buckets_per_group, plan.temporary_dir, self._progress_dir)
         # Impulse and a Map: a Create would hold the model's bytes twice, uncompressed.
         model = beam.pvalue.AsSingleton(pbegin | "Impulse" >> beam.Impulse() | "TokenizerModel" >> beam.Map(lambda _, model=plan.model_proto: model))
         # Two tokenize steps rather than one after a Flatten: a runner may materialise a Flatten's inputs, which would move all the text.
@@ -366,9 +370,11 @@ class BuildCorpus(beam.PTransform):
             (fused.buckets, spread.buckets)
             | "AllBuckets" >> beam.Flatten()
             | "GroupBuckets" >> beam.GroupByKey()
-            | "Objective" >> beam.ParDo(MakeExamples(plan.objective, config.seed, config.validation_fraction, plan.num_shards, plan.temporary_dir)).with_outputs(COUNTERS, main="examples")
+            | "Objective" >> beam.ParDo(
+                MakeExamples(plan.objective, config.seed, config.validation_fraction, plan.num_buckets, plan.buckets_per_group, plan.num_shards, plan.shards_per_group, plan.temporary_dir)
+            ).with_outputs(COUNTERS, main="examples")
         )
-        shard_args = (plan.objective.schema, plan.version_dir, config.formats, config.compression, plan.num_shards, plan.vocab.pad)
+        shard_args = (plan.objective.schema, plan.version_dir, config.formats, config.compression, plan.num_shards, plan.vocab.pad, plan.shards_per_group)
         written = made.examples | "GroupShards" >> beam.GroupByKey() | "WriteShards" >> beam.ParDo(WriteShard(*shard_args))
         empty = (
             pbegin

@@ -17,6 +17,23 @@ SHARD_INPUT_BYTES = 256 << 20  # input per shard at scale: files of 0.1-0.5 GB p
 SMALL_SHARD_INPUT_BYTES = 16 << 20  # the least input a shard gets while a corpus is split into MIN_SHARDS
 MIN_SHARDS = 16
 MAX_SHARDS = 99999  # what a shard's name has room for
+MIN_SHUFFLE_GROUPS = 256  # shuffle keys that keep many workers busy
+
+
+def members_per_group(count: int) -> int:
+    """How many consecutive buckets (or shards) share one shuffle key, so that the elements crossing a shuffle stay large.
+
+    A worker sends one element per key among what it holds (32 MiB), so
+    with a key per bucket the elements shrink to a document each past a
+    few hundred buckets. Up to 256 buckets (about 1 GiB of input) each is
+    its own key; beyond, about sqrt(count) keys, never fewer than 256: at
+    1 TB, 489 groups of 488 buckets, so an element carries 1/489 of a hold
+    rather than 1/238,419. The receiving step sorts a group into its
+    buckets (or shards) through a hold of its own; the output does not
+    depend on the grouping.
+    """
+    groups = min(count, max(MIN_SHUFFLE_GROUPS, math.isqrt(max(0, count - 1)) + 1))
+    return -(-count // max(1, groups))
 
 
 def shards_for(input_bytes: int) -> int:

@@ -60,7 +60,7 @@ def point_beam_at(monkeypatch, url: str) -> None:
 
 
 class Traffic:
-    """What went through a `counting_proxy`: requests by kind, bytes sent each way, bytes downloaded by object name."""
+    """What went through a `counting_proxy`: requests by kind, bytes sent each way, bytes downloaded and reads by object name."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -68,6 +68,7 @@ class Traffic:
         self.uploaded = 0
         self.downloaded = 0
         self.downloaded_by_object: collections.Counter[str] = collections.Counter()
+        self.reads_by_object: collections.Counter[str] = collections.Counter()
 
     def add(self, method: str, path: str, sent: int, received: int) -> None:
         kind = "batch" if path.startswith("/batch") else method
@@ -78,12 +79,14 @@ class Traffic:
             self.downloaded += received
             if method == "GET" and name:
                 self.downloaded_by_object[name] += received
+                self.reads_by_object[name] += 1
 
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
             self.uploaded = self.downloaded = 0
             self.downloaded_by_object.clear()
+            self.reads_by_object.clear()
 
 
 @contextlib.contextmanager

@@ -120,6 +120,15 @@ def test_a_read_range_downloads_its_own_bytes(gcs, sample_docs):
     assert keys == [d.key for d in read_range(whole, open_raw, InputSpec()) if isinstance(d, Document)]
 
 
+def _upload_sample(url, sample_docs, tokenizer_path):
+    """The sample corpus and tokenizer on the store, where a build reads them."""
+    import json
+
+    with open(tokenizer_path, "rb") as f:
+        upload(f"{url}/spm.model", f.read())
+    upload(f"{url}/raw/docs.jsonl", "".join(json.dumps(d) + "\n" for d in sample_docs).encode())
+
+
 def test_a_build_downloads_about_what_it_uploads(gcs, sample_docs, tokenizer_path):
     """Transit files are read back reference by reference, and every shard once by the verification: nothing more.
 
@@ -127,12 +136,8 @@ def test_a_build_downloads_about_what_it_uploads(gcs, sample_docs, tokenizer_pat
     fetched 16 MiB or the rest of its transit file, this build downloaded
     37.8 MB for 4.5 MB uploaded (8.4x); now 5.7 MB (1.3x).
     """
-    import json
-
     url, traffic = gcs
-    with open(tokenizer_path, "rb") as f:
-        upload(f"{url}/spm.model", f.read())
-    upload(f"{url}/raw/docs.jsonl", "".join(json.dumps(d) + "\n" for d in sample_docs).encode())
+    _upload_sample(url, sample_docs, tokenizer_path)
     traffic.reset()
     code, printed = run_cli(
         "build", "--input", f"{url}/raw/docs.jsonl", "--tokenizer", f"{url}/spm.model", "--output", f"{url}/corpus",
@@ -141,3 +146,23 @@ def test_a_build_downloads_about_what_it_uploads(gcs, sample_docs, tokenizer_pat
     assert code == 0, printed
     written = sum(n for name, n in traffic.downloaded_by_object.items() if name.startswith("corpus/versions/"))
     assert written <= 1.5 * traffic.uploaded
+
+
+def test_transit_reads_do_not_grow_with_the_bucket_count(gcs, sample_docs, tokenizer_path):
+    """Each worker's hold sends one reference per shuffle key it holds: with a key per bucket, 65,536 buckets cut the
+    4,122 documents into about one reference (and one transit read) each. Past 256 buckets, consecutive buckets share a
+    key, so the references stay as few and as large as at 256 buckets: 530 transit reads against 526. (With a key per
+    bucket: 7,990 against 526.)
+    """
+    url, traffic = gcs
+    _upload_sample(url, sample_docs, tokenizer_path)
+    reads = {}
+    for buckets in (256, 65_536):
+        traffic.reset()
+        code, printed = run_cli(
+            "build", "--input", f"{url}/raw/docs.jsonl", "--tokenizer", f"{url}/spm.model", "--output", f"{url}/corpus-{buckets}",
+            "--seq-len", 64, "--num-shards", 2, "--num-buckets", buckets, "--no-progress", *IN_MEMORY,
+        )
+        assert code == 0, printed
+        reads[buckets] = sum(n for name, n in traffic.reads_by_object.items() if "/.tmp-transit-" in name)
+    assert reads[65_536] <= 1.1 * reads[256], reads

@@ -15,6 +15,7 @@ import pytest
 from schemas import FLOAT, Feature, Schema
 from transforms.codec import arrow_table, frame_tfrecords, serialize_examples
 from transforms.examples import KeyedExamples, merge_sorted, store_runs
+from transforms.transit import Loaded
 from transforms.write import WriteShard, parquet_rows_per_group
 
 SCHEMA = Schema("test", (Feature("input_ids", 2048, counts_tokens=True), Feature("weights", 16, FLOAT)))
@@ -75,23 +76,16 @@ def test_merge_gives_every_example_once_in_key_order_whatever_the_cut():
     rng = np.random.default_rng(1)
     examples = KeyedExamples(rng.permutation(1000).astype(np.uint64) * np.uint64(7), {"x": rng.integers(0, 9, size=(1000, 3), dtype=np.int32)})
 
-    class InMemory:
-        def __init__(self, part):
-            self.part = part
-
-        def unpack(self):
-            return self.part
-
     for runs, rows, most in ((1, 1000, 1000), (5, 7, 1000), (13, 1, 4), (40, 3, 1), (40, 30, 50)):
         cuts = np.linspace(0, 1000, runs + 1).astype(int)
-        sorted_runs = [[InMemory(p) for p in examples.slice(a, b).in_key_order().slices(rows)] for a, b in zip(cuts[:-1], cuts[1:])]
+        sorted_runs = [[Loaded(p) for p in examples.slice(a, b).in_key_order().slices(rows)] for a, b in zip(cuts[:-1], cuts[1:])]
         batches = list(merge_sorted(sorted_runs, most))
         assert max(b.keys.size for b in batches) <= most
         merged = KeyedExamples.concat(batches)
         expected = examples.in_key_order()
         assert np.array_equal(merged.keys, expected.keys) and np.array_equal(merged.features["x"], expected.features["x"])
 
-    twice = [[InMemory(examples.slice(0, 10).in_key_order())], [InMemory(examples.slice(5, 20).in_key_order())]]
+    twice = [[Loaded(examples.slice(0, 10).in_key_order())], [Loaded(examples.slice(5, 20).in_key_order())]]
     with pytest.raises(ValueError, match="duplicate example keys"):
         list(merge_sorted(twice, 100))
 

@@ -9,9 +9,11 @@ with numpy. Every document has at least one sentence and one token.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
+
+from transforms.keys import bucket_of, grouped_order
 
 
 def gather_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -161,3 +163,13 @@ class DocBatch:
             np.concatenate([[0]] + [b.sentence_offsets[1:] + base for b, base in zip(batches, sentence_base)]).astype(np.int64),
             np.concatenate([[0]] + [b.doc_offsets[1:] + base for b, base in zip(batches, doc_base)]).astype(np.int64),
         )
+
+
+def route(batch: DocBatch, seed: int, num_buckets: int, buckets_per_group: int = 1) -> Iterator[tuple[int, DocBatch]]:
+    """Split a batch by hash bucket, or by group of `buckets_per_group` consecutive buckets (both splits together; the objective step separates them)."""
+    if not batch.num_docs:
+        return
+    order, groups = grouped_order(bucket_of(batch.key_hash, seed, num_buckets) // buckets_per_group)
+    grouped = batch.take(order)
+    for group, start, stop in groups:
+        yield group, grouped.slice(start, stop)

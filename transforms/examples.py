@@ -11,10 +11,10 @@ import numpy as np
 from apache_beam.transforms.window import GlobalWindows
 
 from transforms.counters import emit_counters
-from transforms.documents import DocBatch
+from transforms.documents import DocBatch, route
 from transforms.keys import example_keys, grouped_order, is_validation, name_code, rng_for
 from transforms.objectives.base import Objective
-from transforms.transit import HeldByKey, Stored, store
+from transforms.transit import HOLD_BYTES, HeldByKey, Stored, regroup, store
 
 TRAIN, VALIDATION = "train", "validation"
 SLICE_BYTES = 1 << 20  # a shard's writer holds one slice of each run it merges
@@ -185,38 +185,75 @@ def split_documents(docs: DocBatch, validation_fraction: float) -> dict[str, Doc
     return {TRAIN: docs.take(order[~validation]), VALIDATION: docs.take(order[validation])}
 
 
+def shard_groups(examples: KeyedExamples, num_shards: int, shards_per_group: int) -> Iterator[tuple[int, KeyedExamples]]:
+    """Examples split by shard (`key % num_shards`), or by group of `shards_per_group` consecutive shards."""
+    order, groups = grouped_order(examples.keys % np.uint64(num_shards) // np.uint64(shards_per_group))
+    grouped = examples.take(order)
+    for group, start, stop in groups:
+        yield group, grouped.slice(start, stop)
+
+
 class MakeExamples(beam.DoFn):
-    """(bucket, [Stored DocBatch]) in; ((split, shard), sorted run of Stored KeyedExamples) out, held to a few large elements per shard.
+    """(bucket group, [Stored DocBatch]) in; ((split, shard group), sorted run of Stored KeyedExamples) out, held to a few large elements per group.
 
     A bucket carries both splits, so buckets stay equal in size (runners that
     deal whole keys to workers stay balanced); each split's documents make
     examples on their own, so a random next sentence never crosses splits.
+    A group of several buckets is sorted out into its buckets through a hold
+    (`regroup`), bucket by bucket in bucket order.
     """
 
-    def __init__(self, objective: Objective, seed: int, validation_fraction: float, num_shards: Mapping[str, int], transit_dir: str, slice_bytes: int = SLICE_BYTES):
+    def __init__(
+        self,
+        objective: Objective,
+        seed: int,
+        validation_fraction: float,
+        num_buckets: int,
+        buckets_per_group: int,
+        num_shards: Mapping[str, int],
+        shards_per_group: Mapping[str, int],
+        transit_dir: str,
+        slice_bytes: int = SLICE_BYTES,
+        hold_bytes: int = HOLD_BYTES,
+    ):
         self._objective = objective
         self._seed = seed
         self._validation_fraction = validation_fraction
+        self._num_buckets = num_buckets
+        self._buckets_per_group = buckets_per_group
         self._num_shards = dict(num_shards)
+        self._shards_per_group = dict(shards_per_group)
         self._transit_dir = transit_dir
         self._slice_bytes = slice_bytes
+        self._hold_bytes = hold_bytes
 
     def start_bundle(self):
-        self._held = HeldByKey(list)  # each key's parts are merged as they are stored (`sorted_slices`)
+        self._held = HeldByKey(list, self._hold_bytes)  # each key's parts are merged as they are stored (`sorted_slices`)
 
     def process(self, element):
-        bucket, batches = element
-        for split, docs in split_documents(DocBatch.concat(b.unpack() for b in batches), self._validation_fraction).items():
-            if not docs.num_docs:
-                continue
-            examples, counters = build_bucket(self._objective, self._seed, split, bucket, docs)
-            yield from emit_counters(counters)
-            if not examples.keys.size:
-                continue
-            order, groups = grouped_order(examples.keys % np.uint64(self._num_shards[split]))
-            grouped = examples.take(order)
-            for s, start, stop in groups:
-                yield from store_runs(self._transit_dir, self._held.add((split, s), grouped.slice(start, stop)), self._slice_bytes)
+        for bucket, docs in self._buckets(*element):
+            for split, split_docs in split_documents(docs, self._validation_fraction).items():
+                if not split_docs.num_docs:
+                    continue
+                examples, counters = build_bucket(self._objective, self._seed, split, bucket, split_docs)
+                yield from emit_counters(counters)
+                if not examples.keys.size:
+                    continue
+                for group, part in shard_groups(examples, self._num_shards[split], self._shards_per_group[split]):
+                    yield from store_runs(self._transit_dir, self._held.add((split, group), part), self._slice_bytes)
+
+    def _buckets(self, group: int, batches: Iterable[Stored]) -> Iterator[tuple[int, DocBatch]]:
+        if self._buckets_per_group == 1:
+            yield group, DocBatch.concat(b.unpack() for b in batches)
+            return
+        by_bucket = regroup(
+            batches,
+            lambda batch: route(batch, self._seed, self._num_buckets),
+            HeldByKey(DocBatch.concat, self._hold_bytes),
+            lambda drained: store(self._transit_dir, drained),
+        )
+        for bucket, spilled, last in by_bucket:
+            yield bucket, DocBatch.concat([s.unpack() for s in spilled] + ([last] if last is not None else []))
 
     def finish_bundle(self):
         for key_and_run in store_runs(self._transit_dir, self._held.drain(), self._slice_bytes):

@@ -2,22 +2,22 @@
 
 One SentencePiece `encode` call per batch of documents: the tokenizer is the
 one cost the pipeline cannot avoid, and batching keeps everything around it
-small. The output is keyed by bucket so the next stage sees every document of
-a bucket together, mixed across all input files.
+small. The output is keyed by bucket group (`route`) so the next stage sees
+every document of a bucket together, mixed across all input files.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.transforms.window import GlobalWindows
 
 from transforms.counters import emit_counters
-from transforms.documents import DocBatch
-from transforms.keys import bucket_of, grouped_order, hash64
+from transforms.documents import DocBatch, route
+from transforms.keys import hash64
 from transforms.progress import ProgressFile
 from transforms.read import NO_TOKENS, DeadLetter, Document, TextBatch
 from transforms.transit import HeldByKey, store
@@ -78,27 +78,18 @@ def tokenize_documents(
     return batch, empty
 
 
-def route(batch: DocBatch, seed: int, num_buckets: int) -> Iterable[tuple[int, DocBatch]]:
-    """Split a batch by hash bucket (both splits together; the objective step separates them)."""
-    if not batch.num_docs:
-        return
-    order, groups = grouped_order(bucket_of(batch.key_hash, seed, num_buckets))
-    grouped = batch.take(order)
-    for b, start, stop in groups:
-        yield b, grouped.slice(start, stop)
-
-
 class TokenizeDocuments(beam.DoFn):
-    """`TextBatch` in, with the SentencePiece model as a side input; (bucket, Stored DocBatch) out, held to a few large elements per bucket; documents without tokens dead-lettered.
+    """`TextBatch` in, with the SentencePiece model as a side input; (bucket group, Stored DocBatch) out, held to a few large elements per group; documents without tokens dead-lettered.
 
     The model comes as a side input rather than inside the DoFn so that a
     pipeline with several tokenize steps carries it once in its job graph.
     """
 
-    def __init__(self, split_sentences: SentenceSplitter | None, seed: int, num_buckets: int, transit_dir: str, progress_dir: str | None):
+    def __init__(self, split_sentences: SentenceSplitter | None, seed: int, num_buckets: int, buckets_per_group: int, transit_dir: str, progress_dir: str | None):
         self._split_sentences = split_sentences
         self._seed = seed
         self._num_buckets = num_buckets
+        self._buckets_per_group = buckets_per_group
         self._transit_dir = transit_dir
         self._progress_dir = progress_dir
 
@@ -122,8 +113,8 @@ class TokenizeDocuments(beam.DoFn):
         if empty:
             yield from emit_counters({f"dropped/{NO_TOKENS}": len(empty)})
         self._progress.add(documents=len(docs), tokens=batch.num_tokens, text_bytes=sum(len(d.text) for d in docs))
-        for bucket, docs in route(batch, self._seed, self._num_buckets):
-            yield from store(self._transit_dir, self._held.add(bucket, docs))
+        for group, docs in route(batch, self._seed, self._num_buckets, self._buckets_per_group):
+            yield from store(self._transit_dir, self._held.add(group, docs))
 
     def finish_bundle(self):
         for key_and_stored in store(self._transit_dir, self._held.drain()):

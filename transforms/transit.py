@@ -17,7 +17,8 @@ prefix before it writes the manifest.
 from __future__ import annotations
 
 import uuid
-from typing import Callable, Generic, Hashable, Iterable, Iterator, Mapping, Protocol, TypeVar
+from collections import defaultdict
+from typing import Any, Callable, Generic, Hashable, Iterable, Iterator, Mapping, Protocol, TypeVar
 
 import numpy as np
 
@@ -98,6 +99,16 @@ class Stored:
         return self._kind.from_arrays(unpack_arrays(packed))
 
 
+class Loaded:
+    """A part already in memory, read like a `Stored` one."""
+
+    def __init__(self, part):
+        self._part = part
+
+    def unpack(self):
+        return self._part
+
+
 def store(directory: str, parts: Iterable[tuple[Hashable, ArrayBundle]]) -> list[tuple[Hashable, Stored]]:
     """Pack `parts` into one new transit file in `directory`; a reference to each, with its key (no file if no parts).
 
@@ -159,3 +170,26 @@ class HeldByKey(Generic[Part]):
         parts, self._parts, self._held = self._parts, {}, 0
         for key in sorted(parts):
             yield key, self._concat(parts.pop(key))
+
+
+def regroup(
+    stored: Iterable[Stored],
+    split: Callable[[Any], Iterable[tuple[Hashable, Part]]],
+    held: HeldByKey,
+    spill: Callable[[Iterator[tuple[Hashable, Any]]], Iterable[tuple[Hashable, Any]]],
+) -> Iterator[tuple[Hashable, list, Any]]:
+    """The parts of a shuffle group sorted out by a finer key, in bounded memory: (key, what was spilled, what is still held) in key order.
+
+    Each stored part is unpacked and `split` by the finer key into `held`;
+    each time the hold fills, `spill` stores what it drains (one element of
+    the spilled list per key it held). The last hold stays in memory, so a
+    group smaller than the hold is never stored again.
+    """
+    spilled: dict[Hashable, list] = defaultdict(list)
+    for part in stored:
+        for key, piece in split(part.unpack()):
+            for spilled_key, spilled_piece in spill(held.add(key, piece)):
+                spilled[spilled_key].append(spilled_piece)
+    last = dict(held.drain())
+    for key in sorted(spilled.keys() | last.keys()):
+        yield key, spilled.pop(key, []), last.pop(key, None)

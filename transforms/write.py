@@ -9,6 +9,7 @@ version as a whole only counts once `manifest.json` exists.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import tempfile
@@ -21,9 +22,9 @@ import numpy as np
 
 from schemas import Schema
 from transforms.codec import arrow_table, frame_tfrecords, serialize_examples
-from transforms.examples import SLICE_BYTES, KeyedExamples, in_pieces_of, merge_sorted
+from transforms.examples import SLICE_BYTES, KeyedExamples, in_pieces_of, merge_sorted, shard_groups, store_runs
 from transforms.read import DeadLetter
-from transforms.transit import Stored, store
+from transforms.transit import HOLD_BYTES, HeldByKey, Loaded, Stored, regroup, store
 
 FORMATS = ("tfrecord", "parquet", "array_record")
 DEFAULT_FORMATS = ("tfrecord", "parquet")
@@ -255,7 +256,10 @@ def count_tokens(features: Mapping[str, np.ndarray], schema: Schema, pad: int) -
 
 
 class WriteShard(beam.DoFn):
-    """((split, shard), [sorted run of Stored KeyedExamples]) in; one stats dict per format written out.
+    """((split, shard group), [sorted run of Stored KeyedExamples]) in; one stats dict per format written out.
+
+    A group of several shards is first sorted out into its shards through
+    a hold (`regroup`), then each shard is written in shard order.
 
     The runs are merged by key as the file is written (`merge_sorted`), so a
     writer holds one slice of each run and one output buffer, never the
@@ -274,8 +278,10 @@ class WriteShard(beam.DoFn):
         compression: str,
         num_shards: Mapping[str, int],
         pad: int,
+        shards_per_group: Mapping[str, int] | None = None,
         slice_bytes: int = SLICE_BYTES,
         fan_in: int = FAN_IN,
+        hold_bytes: int = HOLD_BYTES,
     ):
         self._schema = schema
         self._version_dir = version_dir
@@ -283,12 +289,25 @@ class WriteShard(beam.DoFn):
         self._compression = compression
         self._num_shards = dict(num_shards)
         self._pad = pad
+        self._shards_per_group = dict(shards_per_group or {})
         self._slice_bytes = slice_bytes
         self._fan_in = fan_in
+        self._hold_bytes = hold_bytes
 
     def process(self, element):
-        (split, shard), runs = element
-        yield from self.write(split, shard, self._at_most_fan_in(list(runs)))
+        (split, group), runs = element
+        if self._shards_per_group.get(split, 1) == 1:
+            yield from self.write(split, group, self._at_most_fan_in(list(runs)))
+            return
+        by_shard = regroup(
+            itertools.chain.from_iterable(runs),
+            lambda examples: shard_groups(examples, self._num_shards[split], 1),
+            HeldByKey(list, self._hold_bytes),
+            lambda drained: store_runs(temporary_dir(self._version_dir), drained, self._slice_bytes),
+        )
+        for shard, spilled, last in by_shard:
+            held = [[Loaded(KeyedExamples.concat(last).in_key_order())]] if last else []
+            yield from self.write(split, shard, self._at_most_fan_in(spilled + held))
 
     def _at_most_fan_in(self, runs: list[Sequence[Stored]]) -> list[Sequence[Stored]]:
         while len(runs) > self._fan_in:
