@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from transforms.documents import DocBatch, route
 from transforms.examples import KeyedExamples, MakeExamples, store_runs
 from transforms.keys import bucket_of
 from transforms.objectives import OBJECTIVES
-from transforms.transit import HeldByKey, regroup, store
+from transforms.transit import HeldByKey, regroup, store, unpack_ahead
 from transforms.write import WriteShard
 
 
@@ -121,3 +123,32 @@ def test_a_build_with_grouped_shuffles_writes_the_same_shards(tmp_path, sample_c
     grouped_plan = dataclasses.replace(plan_build(dataclasses.replace(config, output=str(tmp_path / "grouped"))), buckets_per_group=5, shards_per_group={"train": 3, "validation": 2})
     _, grouped = run_plan(grouped_plan, IN_MEMORY, show_progress=False)
     assert assert_identical_shards(alone, grouped) == 12
+
+
+class SlowPart:
+    """A reference whose read waits, as an object store's does; records how many reads are under way at once."""
+
+    under_way = 0
+    most_under_way = 0
+    lock = threading.Lock()
+
+    def __init__(self, value: int, nbytes: int):
+        self.value, self.nbytes = value, nbytes
+
+    def unpack(self) -> int:
+        with SlowPart.lock:
+            SlowPart.under_way += 1
+            SlowPart.most_under_way = max(SlowPart.most_under_way, SlowPart.under_way)
+        time.sleep(0.05)
+        with SlowPart.lock:
+            SlowPart.under_way -= 1
+        return self.value
+
+
+@pytest.mark.parametrize("nbytes,fewest,most", [(1_000, 2, 8), (3 << 20, 1, 1)])
+def test_references_are_read_ahead_in_order_within_the_bounds(nbytes, fewest, most):
+    """Small references overlap up to 8 at a time; two of 3 MiB would pass the 4 MiB bound, so those are read one by one."""
+    SlowPart.most_under_way = 0
+    parts = [SlowPart(i, nbytes) for i in range(40)]
+    assert list(unpack_ahead(parts, ahead_bytes=4 << 20, ahead_reads=8)) == list(range(40))
+    assert fewest <= SlowPart.most_under_way <= most

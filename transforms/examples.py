@@ -14,7 +14,7 @@ from transforms.counters import emit_counters
 from transforms.documents import DocBatch, route
 from transforms.keys import example_keys, grouped_order, is_validation, name_code, rng_for
 from transforms.objectives.base import Objective
-from transforms.transit import HOLD_BYTES, HeldByKey, Stored, regroup, store
+from transforms.transit import HOLD_BYTES, HeldByKey, Stored, regroup, store, unpack_ahead
 
 TRAIN, VALIDATION = "train", "validation"
 SLICE_BYTES = 1 << 20  # a shard's writer holds one slice of each run it merges
@@ -244,7 +244,7 @@ class MakeExamples(beam.DoFn):
 
     def _buckets(self, group: int, batches: Iterable[Stored]) -> Iterator[tuple[int, DocBatch]]:
         if self._buckets_per_group == 1:
-            yield group, DocBatch.concat(b.unpack() for b in batches)
+            yield group, DocBatch.concat(unpack_ahead(batches))
             return
         by_bucket = regroup(
             batches,
@@ -253,7 +253,7 @@ class MakeExamples(beam.DoFn):
             lambda drained: store(self._transit_dir, drained),
         )
         for bucket, spilled, last in by_bucket:
-            yield bucket, DocBatch.concat([s.unpack() for s in spilled] + ([last] if last is not None else []))
+            yield bucket, DocBatch.concat([*unpack_ahead(spilled), *([last] if last is not None else [])])
 
     def finish_bundle(self):
         for key_and_run in store_runs(self._transit_dir, self._held.drain(), self._slice_bytes):
