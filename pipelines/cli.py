@@ -23,6 +23,7 @@ from typing import Any, Sequence
 from pipelines.config import DEFAULT_OUTPUT, BuildConfig
 from pipelines.rebuild import DEFAULT_KEEP
 from runners.local import FREEZE_HEAP
+from transforms.objectives import BERT_OBJECTIVES as BERT
 from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import ConfigError
 from transforms.read import READ_FORMATS
@@ -30,7 +31,6 @@ from transforms.vocab import DEFAULT_EXTRA_IDS
 from transforms.write import DEFAULT_FORMATS, FORMATS, TFRECORD_COMPRESSIONS
 
 CLM = ("clm",)
-BERT = ("mlm", "mlm_nsp", "mlm_sop")
 T5 = ("span_corruption", "prefix_lm", "ul2")
 
 # Objective flags: dest -> the objectives it applies to. Giving one to another objective is an error.

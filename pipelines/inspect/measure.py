@@ -16,10 +16,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from schemas import Schema
+from transforms.objectives import BERT_OBJECTIVES as BERT
 from transforms.objectives.bert import MASK_SHARE, RANDOM_SHARE, num_to_predict
 from transforms.objectives.t5 import noise_counts
 
-BERT = ("mlm", "mlm_nsp", "mlm_sop")
 TOP_TOKENS = 20
 
 

@@ -18,4 +18,6 @@ OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (
     UL2,
 )}
 
-__all__ = ["OBJECTIVES", "ConfigError", "Examples", "Objective"]
+BERT_OBJECTIVES = tuple(cls.name for cls in (MaskedLM, MaskedLMNextSentence, MaskedLMSentenceOrder))
+
+__all__ = ["BERT_OBJECTIVES", "OBJECTIVES", "ConfigError", "Examples", "Objective"]
