@@ -178,8 +178,10 @@ def summary(manifest: dict[str, Any], seconds: float) -> str:
 
 def _launch_config(args: argparse.Namespace, beam_args: list[str], parser: argparse.ArgumentParser) -> BuildConfig:
     """The build's config, once the Beam flags are known and the runner can run it."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
     from runners.dataflow import check_runner
-    from runners.local import unknown_beam_args
+    from runners.local import is_dask, unknown_beam_args
 
     ours = [o for action in parser._actions for o in action.option_strings]  # noqa: SLF001
     unknown = unknown_beam_args(beam_args, ours)
@@ -187,6 +189,11 @@ def _launch_config(args: argparse.Namespace, beam_args: list[str], parser: argpa
         parser.error(f"unrecognised arguments (neither tokenmill nor Beam options): {' '.join(unknown)}")
     config = config_from_args(args)
     check_runner(config, beam_args, args.shared_filesystem)
+    options = PipelineOptions(beam_args)
+    if is_dask(options):
+        from runners.dask import check_scheduler
+
+        check_scheduler(options)
     return config
 
 

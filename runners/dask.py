@@ -51,6 +51,8 @@ from transforms.objectives.base import ConfigError
 DaskOptions = beam_dask.DaskOptions
 PARTITIONS_PER_THREAD = 4
 PARTITION_INPUT_BYTES = 64 << 20
+SCHEDULER_TIMEOUT_SECONDS = 5  # to reach a scheduler before the build is given up
+DEFAULT_SCHEDULER_PORT = 8786
 _RESHUFFLE_NPARTITIONS = "reshuffle_npartitions"  # our key beside Beam's own in the ops' bag_kwargs
 
 
@@ -228,16 +230,40 @@ def npartitions_for(input_bytes: int) -> int:
     return max(1, math.ceil(input_bytes / PARTITION_INPUT_BYTES))
 
 
+def scheduler_address(options) -> str | None:
+    """The scheduler the options name (`--dask_client_address`, or the address in `--dask_scheduler_file`); None if Beam is to start a cluster."""
+    dask = options.view_as(DaskOptions)
+    if dask.address or not dask.scheduler_file:
+        return dask.address
+    try:
+        with open(dask.scheduler_file, encoding="utf-8") as f:
+            return json.load(f)["address"]
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f"--dask_scheduler_file {dask.scheduler_file!r} names no scheduler address: {e}") from e
+
+
+def check_scheduler(options, timeout: float = SCHEDULER_TIMEOUT_SECONDS) -> None:
+    """Fail in seconds, in one line naming the address, if the scheduler the options name cannot be reached.
+
+    Dask's client alone retries for 30 s (`--dask_connection_timeout`),
+    then raises a bare OSError from inside its connection code.
+    """
+    address = scheduler_address(options)
+    if not address or address.startswith("inproc://"):
+        return
+    dask = options.view_as(DaskOptions)
+    flag = "--dask_client_address" if dask.address else f"--dask_scheduler_file {dask.scheduler_file}: address"
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    port = parts.port or DEFAULT_SCHEDULER_PORT
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except OSError as e:
+        raise ConfigError(f"{flag} {address}: cannot reach the Dask scheduler at {parts.hostname}:{port} ({e.strerror or type(e).__name__}); start it or check the address") from None
+
+
 def shares_this_machine(options) -> bool:
     """Whether the run's workers are on this machine: a scheduler on a loopback address, or none named (Beam starts a local cluster)."""
-    dask = options.view_as(DaskOptions)
-    address = dask.address
-    if not address and dask.scheduler_file:
-        try:
-            with open(dask.scheduler_file, encoding="utf-8") as f:
-                address = json.load(f)["address"]
-        except (OSError, ValueError, KeyError) as e:
-            raise ConfigError(f"--dask_scheduler_file {dask.scheduler_file!r} names no scheduler address: {e}") from e
+    address = scheduler_address(options)
     if not address or address.startswith("inproc://"):
         return True
     host = urlsplit(address if "://" in address else f"tcp://{address}").hostname or ""

@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -213,5 +214,31 @@ def test_the_cli_takes_dask_flags_and_the_shared_filesystem_switch(capsys, tmp_p
     assert code == 2 and "--shared-filesystem" in capsys.readouterr().err
     code, _ = run_cli("build", "--output", tmp_path, *REMOTE, "--dask_npartition=4")
     assert code == 2 and "did you mean --dask_npartitions?" in capsys.readouterr().err
-    with pytest.raises(OSError, match="Timed out trying to connect to tcp://127.0.0.1:1"):  # the flags reached Dask's client
-        run_cli("build", "--output", tmp_path, "--runner", "DaskRunner", "--dask_client_address", "tcp://127.0.0.1:1", "--dask_connection_timeout", "1", "--dask_npartitions", "3")
+    with socket.create_server(("127.0.0.1", 0)) as not_dask:  # hangs up on every connection: reachable, but no scheduler
+        address = f"tcp://127.0.0.1:{not_dask.getsockname()[1]}"
+        hang_up = threading.Thread(target=_hang_up_on_everyone, args=(not_dask,), daemon=True)
+        hang_up.start()
+        with pytest.raises(OSError, match=f"remote={address}"):  # the flags reached Dask's client, which connected and was hung up on
+            run_cli("build", "--output", tmp_path, "--runner", "DaskRunner", "--dask_client_address", address, "--dask_connection_timeout", "1", "--dask_npartitions", "3")
+
+
+def _hang_up_on_everyone(server: socket.socket) -> None:
+    while True:
+        try:
+            connection, _ = server.accept()
+        except OSError:  # the server was closed
+            return
+        connection.close()
+
+
+def test_an_unreachable_scheduler_fails_in_seconds_in_one_line(capsys, tmp_path):
+    """Dask's client alone retries for 30 s, then raises a bare OSError."""
+    from gcs_tools import free_port
+
+    closed = free_port()
+    started = time.monotonic()
+    code, _ = run_cli("build", "--output", tmp_path, "--runner", "DaskRunner", "--dask_client_address", f"tcp://127.0.0.1:{closed}")
+    assert code == 2 and time.monotonic() - started < 10
+    assert capsys.readouterr().err == (
+        f"tokenmill: error: --dask_client_address tcp://127.0.0.1:{closed}: cannot reach the Dask scheduler at 127.0.0.1:{closed} (Connection refused); start it or check the address\n"
+    )
