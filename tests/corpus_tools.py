@@ -56,6 +56,12 @@ def build(output, *args: str, runner=IN_MEMORY) -> tuple[dict, str]:
         return json.load(f), version_dir
 
 
+def temporaries(directory) -> list[str]:
+    """Every file or directory under `directory` (relative to it) that is temporary: a `.tmp` prefix, what it holds, a `.tmp` name."""
+    found = (os.path.relpath(os.path.join(d, name), directory) for d, dirs, files in os.walk(directory) for name in dirs + files)
+    return sorted(path for path in found if ".tmp" in path)
+
+
 def shard_files(version_dir: str, split: str, fmt: str) -> list[str]:
     suffix = "*.parquet" if fmt == "parquet" else "*.tfrecord*"
     return sorted(glob.glob(os.path.join(version_dir, split, suffix)))

@@ -24,7 +24,7 @@ import numpy as np
 
 _LEVEL = -3
 HOLD_BYTES = 32 << 20
-TRANSIT_PREFIX = ".tmp-transit-"  # a `.tmp-` name, so a stray one is found by Publish's `remove_temporaries` too
+TRANSIT_PREFIX = ".tmp-transit-"
 
 
 class ArrayBundle(Protocol):
