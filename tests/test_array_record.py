@@ -103,7 +103,7 @@ def test_to_gcs_through_a_local_file_then_verified(gcs):
     from pipelines.verify import check_file
     from transforms.write import write_array_record
 
-    written = write_array_record(f"{gcs}/v/train/a.array_record", [[b"one", b"two"], [b"three"]])
+    written = write_array_record(f"{gcs}/v/train/a.array_record", f"{gcs}/v/.tmp", [[b"one", b"two"], [b"three"]])
     data = download(f"{gcs}/v/train/a.array_record")
     assert written == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     assert objects(f"{gcs}/v/") == ["train/a.array_record"]

@@ -52,11 +52,14 @@ def test_a_failed_build_is_removed_by_verify_clean(gcs, tokenizer_path):
     upload(f"{failed}/train/clm-00000-of-00002.tfrecord", b"half a shard")
     upload(f"{failed}/.tmp/.tmp-transit-0123", b"tokenized documents")
     version = _build(url, tokenizer_path, "--num-shards", 2)
+    assert not [f for f in objects(f"{url}/corpus/versions/{version}/") if ".tmp" in f]
+    upload(f"{url}/corpus/versions/{version}/.tmp/0123abcd-LATEST", f"{version}\n".encode())  # a publish killed after its manifest
     assert any(f.startswith("versions/failed/") for f in objects(f"{url}/corpus/"))
     code, printed = run_cli("verify", f"{url}/corpus", "--clean")
     assert code == 0, printed
     assert printed.splitlines()[0] == "Removed 1 incomplete version(s): failed"
     assert {f.split("/")[0] for f in objects(f"{url}/corpus/versions/")} == {version}
+    assert not [f for f in objects(f"{url}/corpus/") if ".tmp" in f]
 
 
 def test_a_rerun_of_a_failed_version_replaces_its_leftover(gcs, tokenizer_path):
