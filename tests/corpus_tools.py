@@ -56,10 +56,10 @@ def build(output, *args: str, runner=IN_MEMORY) -> tuple[dict, str]:
         return json.load(f), version_dir
 
 
-def temporaries(directory) -> list[str]:
-    """Every file or directory under `directory` (relative to it) that is temporary: a `.tmp` prefix, what it holds, a `.tmp` name."""
-    found = (os.path.relpath(os.path.join(d, name), directory) for d, dirs, files in os.walk(directory) for name in dirs + files)
-    return sorted(path for path in found if ".tmp" in path)
+def temporaries(root) -> list[str]:
+    """Every temporary file or directory under `root` (a name starting `.tmp`: a version's `.tmp/` prefix and what it holds), relative to it."""
+    found = (os.path.relpath(os.path.join(d, name), root) for d, dirs, files in os.walk(root) for name in dirs + files if name.startswith(".tmp"))
+    return sorted(found)
 
 
 def shard_files(version_dir: str, split: str, fmt: str) -> list[str]:
