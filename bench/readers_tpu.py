@@ -62,17 +62,18 @@ def write_seconds(version_dir: str, workdir: str) -> dict[str, float]:
     """Seconds to write the train split's records as TFRecord and as ArrayRecord files, in this process (no build around it)."""
     from readers.records import iter_records
     from transforms.codec import frame_tfrecords
-    from transforms.write import write_array_record, write_atomically
+    from transforms.write import temporary_dir, write_array_record, write_atomically
 
     shards = sorted(glob.glob(os.path.join(version_dir, "train", "*.tfrecord")))
     records = [list(iter_records(path)) for path in shards]
     seconds = {"tfrecord": 0.0, "array_record": 0.0}
+    temporary = temporary_dir(workdir)
     for i, shard in enumerate(records):
         start = time.perf_counter()
-        write_atomically(os.path.join(workdir, f"shard-{i}.tfrecord"), [frame_tfrecords(shard)])
+        write_atomically(os.path.join(workdir, f"shard-{i}.tfrecord"), temporary, [frame_tfrecords(shard)])
         seconds["tfrecord"] += time.perf_counter() - start
         start = time.perf_counter()
-        write_array_record(os.path.join(workdir, f"shard-{i}.array_record"), [shard])
+        write_array_record(os.path.join(workdir, f"shard-{i}.array_record"), temporary, [shard])
         seconds["array_record"] += time.perf_counter() - start
     return seconds
 

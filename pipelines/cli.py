@@ -329,7 +329,7 @@ def make_parser() -> argparse.ArgumentParser:
         description="Check every file of a version against its manifest: presence, size, sha256, example counts, TFRecord CRCs, Parquet footers. Exits 1 with a report naming each bad file.",
     )
     verify.add_argument("path", metavar="OUT", help="an output root (its LATEST version is checked) or a version directory; local or gs://.")
-    verify.add_argument("--clean", action="store_true", help="first remove what failed builds left in the output root OUT: every version without a manifest (shards and transit files) except the one LATEST names. Run it only while no build writes to OUT.")
+    verify.add_argument("--clean", action="store_true", help="first remove what failed builds left in the output root OUT: every version without a manifest (shards and temporary files) except the one LATEST names, and the .tmp/ prefix of a complete version whose publish was killed. Run it only while no build writes to OUT.")
     show = commands.add_parser("show", help="print examples decoded", description="Print examples of a published version decoded with the build's own tokenizer: clm pieces and document starts, BERT segments with each prediction (mask / random / kept) and the NSP/SOP label, T5/UL2 sentinels with the spans they hide, prefix | target.")
     _add_inspect_arguments(show)
     show.add_argument("--split", default="train", help="train or validation. Default: train.")

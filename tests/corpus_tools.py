@@ -56,6 +56,12 @@ def build(output, *args: str, runner=IN_MEMORY) -> tuple[dict, str]:
         return json.load(f), version_dir
 
 
+def temporaries(root) -> list[str]:
+    """Every temporary file or directory under `root` (a name starting `.tmp`: a version's `.tmp/` prefix and what it holds), relative to it."""
+    found = (os.path.relpath(os.path.join(d, name), root) for d, dirs, files in os.walk(root) for name in dirs + files if name.startswith(".tmp"))
+    return sorted(found)
+
+
 def shard_files(version_dir: str, split: str, fmt: str) -> list[str]:
     suffix = "*.parquet" if fmt == "parquet" else "*.tfrecord*"
     return sorted(glob.glob(os.path.join(version_dir, split, suffix)))

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from corpus_tools import IN_MEMORY, TWO_PROCESSES, build, run_cli
+from corpus_tools import IN_MEMORY, TWO_PROCESSES, build, run_cli, temporaries
 from test_gcs import download, gcs, objects  # noqa: F401 — gcs is a fixture
 
 ARGS = ("--seq-len", 64, "--num-shards", 3, "--validation-fraction", 0.1, "--formats", "tfrecord,array_record")
@@ -51,7 +51,7 @@ def test_each_shard_holds_the_tfrecord_shards_records_in_order(published):
     assert sorted(entries) == sorted(os.path.relpath(p, version_dir) for p in files)
     tfrecord_counts = {s["path"].replace(".tfrecord", ".array_record"): s["examples"] for s in manifest["shards"] if s["format"] == "tfrecord"}
     assert {p: s["examples"] for p, s in entries.items()} == tfrecord_counts
-    assert not glob.glob(os.path.join(version_dir, "*", ".tmp-*"))
+    assert temporaries(version_dir) == []
 
 
 def test_bytes_are_the_same_across_runs_and_worker_counts(published, corpus, tokenizer_path, tmp_path):
@@ -103,7 +103,7 @@ def test_to_gcs_through_a_local_file_then_verified(gcs):
     from pipelines.verify import check_file
     from transforms.write import write_array_record
 
-    written = write_array_record(f"{gcs}/v/train/a.array_record", [[b"one", b"two"], [b"three"]])
+    written = write_array_record(f"{gcs}/v/train/a.array_record", f"{gcs}/v/.tmp", [[b"one", b"two"], [b"three"]])
     data = download(f"{gcs}/v/train/a.array_record")
     assert written == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     assert objects(f"{gcs}/v/") == ["train/a.array_record"]

@@ -14,7 +14,7 @@ import uuid
 import psutil
 import pytest
 
-from corpus_tools import IN_MEMORY, assert_identical_shards, build, run_cli
+from corpus_tools import IN_MEMORY, assert_identical_shards, build, run_cli, temporaries
 from pipelines.config import BuildConfig
 from runners.dataflow import check_runner
 from test_bad_input import MAX_BYTES, damaged_tree  # noqa: F401 — the bad-input corpus, as a fixture
@@ -78,11 +78,6 @@ def assert_same_version(local: tuple[dict, str], dask: tuple[dict, str]) -> None
     for path in glob.glob(os.path.join(local[1], "errors", "*")):
         with open(path, "rb") as a, open(os.path.join(dask[1], "errors", os.path.basename(path)), "rb") as b:
             assert a.read() == b.read(), path
-
-
-def temporaries(root) -> list[str]:
-    """Every temporary file or directory under `root` (a name starting `.tmp`: transit files, files being written)."""
-    return [os.path.join(d, name) for d, dirs, files in os.walk(root) for name in dirs + files if name.startswith(".tmp")]
 
 
 def test_the_runner_keeps_every_output_bundle_end_side_input_and_branch(cluster, tmp_path):

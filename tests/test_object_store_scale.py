@@ -37,7 +37,7 @@ def test_temporaries_are_deleted_in_batches_of_a_hundred(gcs):
     bucket = storage.Client.create_anonymous_client().bucket(BUCKET)
     files = 300
     for i in range(files):
-        bucket.blob(f"corpus/versions/v/.tmp/.tmp-transit-{i:05d}").upload_from_string(b"x")
+        bucket.blob(f"corpus/versions/v/.tmp/transit-{i:05d}").upload_from_string(b"x")
     bucket.blob("corpus/versions/v/train/shard").upload_from_string(b"kept")
     traffic.reset()
     delete_tree(f"{url}/corpus/versions/v/.tmp")
@@ -50,13 +50,16 @@ def test_a_failed_build_is_removed_by_verify_clean(gcs, tokenizer_path):
     url, _ = gcs
     failed = f"{url}/corpus/versions/failed"
     upload(f"{failed}/train/clm-00000-of-00002.tfrecord", b"half a shard")
-    upload(f"{failed}/.tmp/.tmp-transit-0123", b"tokenized documents")
+    upload(f"{failed}/.tmp/transit-0123", b"tokenized documents")
     version = _build(url, tokenizer_path, "--num-shards", 2)
+    assert not [f for f in objects(f"{url}/corpus/versions/{version}/") if ".tmp" in f]
+    upload(f"{url}/corpus/versions/{version}/.tmp/0123abcd-LATEST", f"{version}\n".encode())  # a publish killed after its manifest
     assert any(f.startswith("versions/failed/") for f in objects(f"{url}/corpus/"))
     code, printed = run_cli("verify", f"{url}/corpus", "--clean")
     assert code == 0, printed
     assert printed.splitlines()[0] == "Removed 1 incomplete version(s): failed"
     assert {f.split("/")[0] for f in objects(f"{url}/corpus/versions/")} == {version}
+    assert not [f for f in objects(f"{url}/corpus/") if ".tmp" in f]
 
 
 def test_a_rerun_of_a_failed_version_replaces_its_leftover(gcs, tokenizer_path):
@@ -164,5 +167,5 @@ def test_transit_reads_do_not_grow_with_the_bucket_count(gcs, sample_docs, token
             "--seq-len", 64, "--num-shards", 2, "--num-buckets", buckets, "--no-progress", *IN_MEMORY,
         )
         assert code == 0, printed
-        reads[buckets] = sum(n for name, n in traffic.reads_by_object.items() if "/.tmp-transit-" in name)
+        reads[buckets] = sum(n for name, n in traffic.reads_by_object.items() if "/.tmp/transit-" in name)
     assert reads[65_536] <= 1.1 * reads[256], reads

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from corpus_tools import IN_MEMORY, build, run_cli
+from corpus_tools import IN_MEMORY, build, run_cli, temporaries
 
 TFRECORD = "train/clm-00001-of-00002.tfrecord"
 PARQUET = "train/clm-00000-of-00002.parquet"
@@ -145,7 +145,20 @@ def test_files_the_manifest_does_not_list_are_found(copy):
     output, version_dir = copy
     (version_dir / "train" / "clm-00004-of-00009.tfrecord").write_bytes(b"an old shard")
     (version_dir / ".tmp").mkdir()
-    (version_dir / ".tmp" / ".tmp-transit-0").write_bytes(b"left over")
+    (version_dir / ".tmp" / "transit-0").write_bytes(b"left over")
     code, printed = run_cli("verify", output)
     assert code == 1
-    assert printed.splitlines()[1:] == ["  .tmp/.tmp-transit-0: not listed in manifest.json", "  train/clm-00004-of-00009.tfrecord: not listed in manifest.json"]
+    assert printed.splitlines()[1:] == ["  .tmp/transit-0: not listed in manifest.json", "  train/clm-00004-of-00009.tfrecord: not listed in manifest.json"]
+
+
+def test_a_published_version_holds_no_temporary_and_clean_removes_a_killed_publish_leftover(copy):
+    """Publish deletes the `.tmp/` prefix after LATEST; a publish killed before that leaves `LATEST`'s temporary there, which `--clean` removes."""
+    output, version_dir = copy
+    assert temporaries(output) == []
+    (version_dir / ".tmp").mkdir()
+    (version_dir / ".tmp" / "0123abcd-LATEST").write_text(f"{version_dir.name}\n")
+    assert run_cli("verify", output) == (1, f"FAILED: {version_dir}: 1 problem\n  .tmp/0123abcd-LATEST: not listed in manifest.json\n")
+    code, printed = run_cli("verify", output, "--clean")
+    assert code == 0, printed
+    assert printed.splitlines()[0] == "Removed 0 incomplete version(s)" and printed.splitlines()[1].startswith(f"OK: {version_dir}: 7 files")
+    assert temporaries(output) == []

@@ -37,7 +37,6 @@ def stored_runs(directory: str, examples: KeyedExamples, runs: int, slice_bytes:
 
 def write_shard(version_dir, runs, compression: str, **limits) -> dict[str, bytes]:
     """Write one shard in both formats; the files' bytes by format."""
-    os.makedirs(version_dir / "train", exist_ok=True)
     writer = WriteShard(SCHEMA, str(version_dir), ("tfrecord", "parquet"), compression, {"train": 1}, 0, **limits)
     written = list(writer.process((("train", 0), runs)))
     assert [w["examples"] for w in written] == [ROWS, ROWS]
@@ -100,6 +99,16 @@ def test_runs_are_stored_in_key_order_in_slices_of_about_the_size_asked(tmp_path
     assert np.array_equal(keys, np.sort(examples.keys))
 
 
+def files_under(directory) -> list[str]:
+    """Every file under `directory`, relative to it."""
+    return sorted(os.path.relpath(os.path.join(d, name), directory) for d, _, names in os.walk(directory) for name in names)
+
+
+def shard_temporaries(version_dir) -> list[str]:
+    """The shard names the files under `version_dir/.tmp/` are temporaries of (a temporary is `<uuid>-<target name>`)."""
+    return sorted(name.split("-", 1)[1] for name in os.listdir(version_dir / ".tmp"))
+
+
 class Failing:
     """A slice whose transit file is lost: unpacking it fails, as a killed or broken read would."""
 
@@ -113,16 +122,15 @@ def test_a_write_that_fails_half_way_leaves_no_file_under_a_shard_name(tmp_path)
     version_dir = tmp_path / "version"
     with pytest.raises(OSError, match="transit file lost"):
         write_shard(version_dir, [run[: len(run) // 2] + [Failing()] + run[len(run) // 2 :]], "none")
-    names = os.listdir(version_dir / "train")
-    assert names and all(name.startswith(".tmp-") for name in names)
+    assert all(f.startswith(".tmp/") for f in files_under(version_dir))
+    assert shard_temporaries(version_dir) == ["test-00000-of-00001.parquet", "test-00000-of-00001.tfrecord"]
 
 
 def test_a_writer_killed_half_way_leaves_no_file_under_a_shard_name(tmp_path):
-    """SIGKILL to a process writing a shard, once its temporary file has bytes."""
+    """SIGKILL to a process writing a shard, once its temporary file (under the version's `.tmp/` prefix) has bytes."""
     examples = random_examples(np.random.default_rng(4), ROWS)
     runs = stored_runs(str(tmp_path), examples, 3, 200_000)
     version_dir = tmp_path / "version"
-    os.makedirs(version_dir / "train")
     with open(tmp_path / "runs.pickle", "wb") as f:
         pickle.dump((SCHEMA, runs), f)
     script = (
@@ -136,13 +144,12 @@ def test_a_writer_killed_half_way_leaves_no_file_under_a_shard_name(tmp_path):
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and process.poll() is None:
-            names = os.listdir(version_dir / "train")
-            if any(n.startswith(".tmp-") and os.path.getsize(version_dir / "train" / n) for n in names):
+            if any(os.path.getsize(version_dir / f) for f in files_under(version_dir)):
                 break
             time.sleep(0.001)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert process.returncode == -signal.SIGKILL, "the writer finished before it was killed"
-    names = os.listdir(version_dir / "train")
-    assert names and all(name.startswith(".tmp-") for name in names), names
+    assert all(f.startswith(".tmp/") for f in files_under(version_dir)), files_under(version_dir)
+    assert shard_temporaries(version_dir) == ["test-00000-of-00001.parquet", "test-00000-of-00001.tfrecord.gz"]

@@ -219,20 +219,6 @@ def delete_tree(directory: str) -> None:
         FileSystems.delete([directory])
 
 
-def remove_temporaries(directory: str, recursive: bool, written_before: float | None = None) -> None:
-    """Delete the `.tmp-*` files `write_atomically` left beside their targets when killed (all, or those last written before `written_before`)."""
-    from apache_beam.io.filesystems import FileSystems
-
-    pattern = join(directory, "**.tmp-*" if recursive else ".tmp-*")
-    stale = [
-        m.path
-        for m in FileSystems.match([pattern])[0].metadata_list
-        if m.path.rsplit("/", 1)[-1].startswith(".tmp-") and (written_before is None or m.last_updated_in_seconds < written_before)
-    ]
-    if stale:
-        FileSystems.delete(stale)
-
-
 def prune_versions(output: str, retention: Retention, current: str) -> list[str]:
     """Apply `retention` under `output`; return the names of the versions it removed.
 
@@ -252,17 +238,23 @@ def prune_versions(output: str, retention: Retention, current: str) -> list[str]
 
 
 def remove_incomplete_versions(output: str) -> list[str]:
-    """Delete every version without a manifest but the one `LATEST` names, and stray temporaries beside `LATEST`; the names removed.
+    """Delete every version without a manifest but the one `LATEST` names, and the `.tmp/` prefix of complete ones; the names removed.
 
-    What failed builds leave behind: their shards so far and their transit
-    files. Only safe while no build writes to `output` (a running build's
-    version is incomplete too).
+    What failed builds leave behind: their shards so far and their temporary
+    files, all of them under the version (a complete version holds a `.tmp/`
+    prefix only if its publish was killed after writing the manifest). Only
+    safe while no build writes to `output` (a running build's version is
+    incomplete too).
     """
     latest = read_latest(output)
-    doomed = [v.name for v in scan_versions(output) if not v.complete and v.name != latest]
+    versions = scan_versions(output)
+    doomed = [v.name for v in versions if not v.complete and v.name != latest]
     for name in doomed:
         delete_tree(join(output, VERSIONS, name))
-    remove_temporaries(output, recursive=False)
+    for version in versions:
+        temporary = temporary_dir(join(output, VERSIONS, version.name))
+        if version.complete and has_files(temporary):
+            delete_tree(temporary)
     return doomed
 
 
@@ -273,7 +265,12 @@ class IncompleteVersion(RuntimeError):
 class Publish(beam.DoFn):
     """Write `manifest.json` once everything else is written and verified, move `LATEST`, then prune.
 
-    `retention` None (a plain `build`) deletes nothing.
+    The version's `.tmp/` prefix (transit files, leftovers of killed writers)
+    is deleted before the manifest is written; the manifest's and `LATEST`'s
+    own temporaries go through it too, so it is deleted again at the end and
+    a published version holds only what its manifest lists.
+
+    `retention` None (a plain `build`) deletes no version.
     """
 
     def __init__(self, output: str, version: str, static: Mapping[str, Any], objective: Objective, retention: Retention | None = None):
@@ -288,13 +285,13 @@ class Publish(beam.DoFn):
         if missing:
             raise IncompleteVersion(f"{len(missing)} shards were not written, e.g. {missing[0]}; not publishing {self._version}")
         version_dir = join(self._output, VERSIONS, self._version)
-        delete_tree(temporary_dir(version_dir))
-        remove_temporaries(version_dir, recursive=True)
+        temporary = temporary_dir(version_dir)
+        delete_tree(temporary)
         manifest = assemble(self._static, self._objective, counters, shards, errors, utc_now())
-        write_atomically(join(version_dir, MANIFEST), [dumps(manifest)])
-        write_atomically(join(self._output, LATEST), [f"{self._version}\n".encode()])
+        write_atomically(join(version_dir, MANIFEST), temporary, [dumps(manifest)])
+        write_atomically(join(self._output, LATEST), temporary, [f"{self._version}\n".encode()])
+        delete_tree(temporary)
         if self._retention is not None:
-            remove_temporaries(self._output, recursive=False, written_before=self._retention.stale_before)
             for name in prune_versions(self._output, self._retention, self._version):
                 logging.info("Published %s; removed version %s", self._version, name)
         yield manifest

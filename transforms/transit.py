@@ -7,7 +7,7 @@ smallest unsigned dtype that holds their values), zstd-compressed at a fast
 level (padding, masks, positions and segment ids shrink to almost nothing,
 token ids by a quarter or so; level 1 would take a third off them at twice
 the CPU, 0.4 s more per worker of a 4x clm build) and written to a
-`.tmp-transit-*` file under the version directory's `.tmp/` prefix, which
+`transit-*` file under the version directory's `.tmp/` prefix, which
 every worker can already reach since they all write shards there; the
 element is a `Stored` reference of a few hundred bytes, read back by the
 step that uses it (fetching exactly its bytes). Publish deletes the whole
@@ -28,7 +28,7 @@ _LEVEL = -3
 HOLD_BYTES = 32 << 20
 AHEAD_BYTES = 4 << 20  # transit bytes being read ahead at once (several MiB unpacked)
 AHEAD_READS = 16
-TRANSIT_PREFIX = ".tmp-transit-"  # a `.tmp-` name, so a stray one is found by Publish's `remove_temporaries` too
+TRANSIT_PREFIX = "transit-"
 TRANSIT_READS = Metrics.distribution("tokenmill", "transit_read_bytes")  # one read each: what object-store requests a build makes (Dataflow shows it)
 
 

@@ -32,7 +32,7 @@ TFRECORD_COMPRESSIONS = ("none", "gzip")
 MERGE_BATCH_BYTES = 4 << 20  # examples a merge hands on at once
 FAN_IN = 64  # runs a shard's writer merges at once
 PARQUET_FLUSH_BYTES = 16 << 20  # a couple of row groups
-TEMPORARY = ".tmp"  # a version's temporary prefix: transit files, dead-letter parts
+TEMPORARY = ".tmp"  # a version's temporary prefix: transit files, dead-letter parts, files being written
 
 
 def shard_name(objective: str, shard: int, num_shards: int, fmt: str, compression: str = "none") -> str:
@@ -48,24 +48,35 @@ def join(*parts: str) -> str:
 
 
 def temporary_dir(version_dir: str) -> str:
-    """Where a build keeps its transit files: one prefix, deleted at once by Publish (or with the version by a clean-up)."""
+    """Where a build keeps every temporary file (transit, dead-letter parts, files not yet renamed): one prefix, deleted at once by Publish (or with the version by a clean-up)."""
     return join(version_dir, TEMPORARY)
 
 
+def temporary_name(temporary_dir: str, path: str) -> str:
+    """A fresh name under `temporary_dir` for a file to be renamed to `path` once written (two writers of one file never share one)."""
+    return join(temporary_dir, f"{uuid.uuid4().hex}-{path.rsplit('/', 1)[-1]}")
+
+
+def make_parent(path: str) -> None:
+    """Create a local file's directory, which a rename into it needs; an object store has no directories to make."""
+    if "://" not in path:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+
+
 class AtomicFile:
-    """A file written under a temporary name beside `path` and renamed to it by `commit`, which gives its size and sha256.
+    """A file written under a temporary name in `temporary_dir` and renamed to `path` by `commit`, which gives its size and sha256.
 
     Until `commit`, nothing is under the final name: a writer that fails or
-    is killed leaves only its `.tmp-*` file, which Publish removes.
+    is killed leaves only its file under `temporary_dir` (a build's `.tmp/`
+    prefix, which Publish deletes whole).
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, temporary_dir: str):
         from apache_beam.io.filesystem import CompressionTypes
         from apache_beam.io.filesystems import FileSystems
 
-        directory, name = path.rsplit("/", 1)
         self.path = path
-        self._tmp = join(directory, f".tmp-{uuid.uuid4().hex}-{name}")
+        self._tmp = temporary_name(temporary_dir, path)
         self._out = FileSystems.create(self._tmp, compression_type=CompressionTypes.UNCOMPRESSED)
         self._digest, self._size = hashlib.sha256(), 0
 
@@ -82,13 +93,14 @@ class AtomicFile:
         from apache_beam.io.filesystems import FileSystems
 
         self._out.close()
+        make_parent(self.path)
         FileSystems.rename([self._tmp], [self.path])
         return {"bytes": self._size, "sha256": self._digest.hexdigest()}
 
 
-def write_atomically(path: str, chunks: Iterable[bytes]) -> dict:
-    """Write `chunks` to a temporary name beside `path`, then rename; return size and sha256."""
-    out = AtomicFile(path)
+def write_atomically(path: str, temporary_dir: str, chunks: Iterable[bytes]) -> dict:
+    """Write `chunks` to a temporary name in `temporary_dir`, then rename it to `path`; return size and sha256."""
+    out = AtomicFile(path, temporary_dir)
     try:
         for chunk in chunks:
             out.write(chunk)
@@ -146,8 +158,8 @@ class _Collected:
 class TFRecordShard:
     """A TFRecord shard written as its records come (gzip's output does not depend on where its input is cut)."""
 
-    def __init__(self, path: str, compression: str):
-        self._file = AtomicFile(path)
+    def __init__(self, path: str, temporary_dir: str, compression: str):
+        self._file = AtomicFile(path, temporary_dir)
         self._compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if compression == "gzip" else None  # gzip, mtime 0
 
     def add(self, examples: KeyedExamples, records: list[bytes]) -> None:
@@ -171,10 +183,10 @@ class ParquetShard:
     encoding itself.
     """
 
-    def __init__(self, path: str, schema: Schema):
+    def __init__(self, path: str, temporary_dir: str, schema: Schema):
         import pyarrow.parquet as pq
 
-        self._file = AtomicFile(path)
+        self._file = AtomicFile(path, temporary_dir)
         self._schema = schema
         self._sink = _Collected()
         # No dictionaries (token ids are not repetitive enough) and no column statistics (min/max of token ids help no reader).
@@ -198,18 +210,19 @@ class ArrayRecordShard:
     """An ArrayRecord shard of the same serialized records as the TFRecord shard, written atomically.
 
     ArrayRecord's writer only writes local files: a local `path` is written
-    under a temporary name beside it, then renamed; a remote one (gs://) is
-    written to a local temporary file first, then copied through Beam's
-    FileSystems by `write_atomically`.
+    under a temporary name in `temporary_dir`, then renamed; a remote one
+    (gs://) is written to a local temporary file first, then copied through
+    Beam's FileSystems by `write_atomically` (through `temporary_dir` too).
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, temporary_dir: str):
         from array_record.python.array_record_module import ArrayRecordWriter
 
         self._path = path
+        self._temporary_dir = temporary_dir
         self._remote = "://" in path
-        directory, name = path.rsplit("/", 1)
-        self._tmp = os.path.join(tempfile.gettempdir() if self._remote else directory, f".tmp-{uuid.uuid4().hex}-{name}")
+        self._tmp = temporary_name(tempfile.gettempdir() if self._remote else temporary_dir, path)
+        make_parent(self._tmp)
         self._writer = ArrayRecordWriter(self._tmp, ARRAY_RECORD_OPTIONS)
 
     def add(self, examples: KeyedExamples | None, records: Iterable[bytes]) -> None:
@@ -227,11 +240,12 @@ class ArrayRecordShard:
             with open(self._tmp, "rb") as f:
                 blocks = iter(lambda: f.read(_COPY_BLOCK), b"")
                 if self._remote:
-                    return write_atomically(self._path, blocks)
+                    return write_atomically(self._path, self._temporary_dir, blocks)
                 digest, size = hashlib.sha256(), 0
                 for block in blocks:
                     digest.update(block)
                     size += len(block)
+            make_parent(self._path)
             os.replace(self._tmp, self._path)
             return {"bytes": size, "sha256": digest.hexdigest()}
         finally:
@@ -239,9 +253,9 @@ class ArrayRecordShard:
                 os.remove(self._tmp)
 
 
-def write_array_record(path: str, record_chunks: Iterable[Iterable[bytes]]) -> dict:
-    """Write the records of `record_chunks` as an ArrayRecord file, atomically; return size and sha256."""
-    shard = ArrayRecordShard(path)
+def write_array_record(path: str, temporary_dir: str, record_chunks: Iterable[Iterable[bytes]]) -> dict:
+    """Write the records of `record_chunks` as an ArrayRecord file, atomically through `temporary_dir`; return size and sha256."""
+    shard = ArrayRecordShard(path, temporary_dir)
     try:
         for records in record_chunks:
             shard.add(None, records)
@@ -342,11 +356,12 @@ class WriteShard(beam.DoFn):
             yield {"path": relative, "format": fmt, **stats, **file_stats}
 
     def _open(self, fmt: str, path: str):
+        temporary = temporary_dir(self._version_dir)
         if fmt == "parquet":
-            return ParquetShard(path, self._schema)
+            return ParquetShard(path, temporary, self._schema)
         if fmt == "tfrecord":
-            return TFRecordShard(path, self._compression)
-        return ArrayRecordShard(path)
+            return TFRecordShard(path, temporary, self._compression)
+        return ArrayRecordShard(path, temporary)
 
 
 class WriteEmptyShards(WriteShard):
@@ -389,7 +404,7 @@ class SortDeadLetters(beam.DoFn):
 
         (reason, source, window), letters = element
         ordered = sorted(letters, key=lambda d: (d.source, d.offset, d.raw, d.detail))
-        path = join(self._temporary_dir, f".tmp-errors-{uuid.uuid4().hex}")
+        path = join(self._temporary_dir, f"errors-{uuid.uuid4().hex}")
         with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
             for d in ordered:
                 out.write((json.dumps(d.to_json(), sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
@@ -416,5 +431,5 @@ class WriteDeadLetters(beam.DoFn):
         reason, parts = element
         parts = sorted(parts)
         relative = f"errors/{reason}.jsonl"
-        written = write_atomically(join(self._version_dir, relative), _part_blocks(path for _, _, path, _ in parts))
+        written = write_atomically(join(self._version_dir, relative), temporary_dir(self._version_dir), _part_blocks(path for _, _, path, _ in parts))
         yield {"path": relative, "reason": reason, "records": sum(records for *_, records in parts), **written}
