@@ -152,3 +152,16 @@ def test_references_are_read_ahead_in_order_within_the_bounds(nbytes, fewest, mo
     parts = [SlowPart(i, nbytes) for i in range(40)]
     assert list(unpack_ahead(parts, ahead_bytes=4 << 20, ahead_reads=8)) == list(range(40))
     assert fewest <= SlowPart.most_under_way <= most
+
+
+def test_a_merge_reads_the_next_slice_of_every_run_while_it_works():
+    """Each run's next slice is read while the merge uses the current ones: the reads of different runs overlap."""
+    from transforms.examples import merge_sorted
+
+    SlowPart.most_under_way = 0
+    keys = np.random.default_rng(3).permutation(400).astype(np.uint64)
+    examples = KeyedExamples(keys, {"x": keys.astype(np.int32)[:, None]})
+    runs = [[SlowPart(piece, 1_000) for piece in examples.slice(i * 100, i * 100 + 100).in_key_order().slices(20)] for i in range(4)]
+    merged = KeyedExamples.concat(list(merge_sorted(runs, 1_000)))
+    assert np.array_equal(merged.keys, np.arange(400, dtype=np.uint64))
+    assert 2 <= SlowPart.most_under_way <= 4

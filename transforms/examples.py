@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Hashable, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import apache_beam as beam
@@ -14,7 +15,7 @@ from transforms.counters import emit_counters
 from transforms.documents import DocBatch, route
 from transforms.keys import example_keys, grouped_order, is_validation, name_code, rng_for
 from transforms.objectives.base import Objective
-from transforms.transit import HOLD_BYTES, HeldByKey, Stored, regroup, store, unpack_ahead
+from transforms.transit import AHEAD_READS, HOLD_BYTES, HeldByKey, Stored, regroup, store, unpack_ahead
 
 TRAIN, VALIDATION = "train", "validation"
 SLICE_BYTES = 1 << 20  # a shard's writer holds one slice of each run it merges
@@ -122,50 +123,61 @@ class Unpackable(Protocol):
 def merge_sorted(runs: Sequence[Sequence[Unpackable]], most_rows: int) -> Iterator[KeyedExamples]:
     """The examples of sorted runs (each a sequence of slices in key order), in key order, in batches of at most `most_rows`.
 
-    Only one slice of each run is unpacked at a time, so memory is bounded by
-    (runs x slice) plus a batch, however long the runs are. Each round emits
-    the held examples up to the smallest last key among the runs that still
-    have slices to come (nothing later can sort before it), or only the
-    `most_rows` smallest of them, and unpacks the next slice of each run it
-    used up. The result depends only on the examples, not on how they are
-    cut into runs and slices.
+    Only one slice of each run is unpacked at a time, and the next one read
+    meanwhile (an object store's reads wait), so memory is bounded by
+    (runs x 2 slices) plus a batch, however long the runs are. Each round
+    emits the held examples up to the smallest last key among the runs that
+    still have slices to come (nothing later can sort before it), or only
+    the `most_rows` smallest of them, and takes the next slice of each run
+    it used up. The result depends only on the examples, not on how they
+    are cut into runs and slices.
     """
     position = [0] * len(runs)
     held: dict[int, KeyedExamples] = {}
+    coming: dict[int, Future] = {}
+    reads = ThreadPoolExecutor(AHEAD_READS)
+
+    def read_next(i: int) -> None:
+        if position[i] < len(runs[i]):
+            coming[i] = reads.submit(runs[i][position[i]].unpack)
+            position[i] += 1
 
     def advance(i: int) -> None:
-        if position[i] < len(runs[i]):
-            held[i] = runs[i][position[i]].unpack()
-            position[i] += 1
+        if i in coming:
+            held[i] = coming.pop(i).result()
+            read_next(i)
         else:
             held.pop(i, None)
 
-    for i in range(len(runs)):
-        advance(i)
-    last = None
-    while held:
-        pending = [held[i].keys[-1] for i in held if position[i] < len(runs[i])]
-        frontier = min(pending) if pending else None
-        held_keys = np.concatenate([part.keys for part in held.values()])
-        if held_keys.size > most_rows:
-            smallest = np.partition(held_keys, most_rows - 1)[most_rows - 1]
-            frontier = smallest if frontier is None else min(frontier, smallest)
-        taken = []
-        for i in sorted(held):
-            part = held[i]
-            cut = part.keys.size if frontier is None else int(np.searchsorted(part.keys, frontier, side="right"))
-            if cut:
-                taken.append(part.slice(0, cut))
-            if cut == part.keys.size:
-                advance(i)
-            else:
-                held[i] = part.slice(cut, part.keys.size)
-        batch = KeyedExamples.concat(taken).in_key_order() if len(taken) > 1 else taken[0]
-        keys = batch.keys if last is None else np.r_[last, batch.keys]
-        if np.any(keys[1:] == keys[:-1]):
-            raise ValueError("duplicate example keys: two buckets produced the same key")
-        last = batch.keys[-1]
-        yield batch
+    with reads:
+        for i in range(len(runs)):
+            read_next(i)
+        for i in sorted(coming):
+            advance(i)
+        last = None
+        while held:
+            pending = [held[i].keys[-1] for i in held if i in coming]
+            frontier = min(pending) if pending else None
+            held_keys = np.concatenate([part.keys for part in held.values()])
+            if held_keys.size > most_rows:
+                smallest = np.partition(held_keys, most_rows - 1)[most_rows - 1]
+                frontier = smallest if frontier is None else min(frontier, smallest)
+            taken = []
+            for i in sorted(held):
+                part = held[i]
+                cut = part.keys.size if frontier is None else int(np.searchsorted(part.keys, frontier, side="right"))
+                if cut:
+                    taken.append(part.slice(0, cut))
+                if cut == part.keys.size:
+                    advance(i)
+                else:
+                    held[i] = part.slice(cut, part.keys.size)
+            batch = KeyedExamples.concat(taken).in_key_order() if len(taken) > 1 else taken[0]
+            keys = batch.keys if last is None else np.r_[last, batch.keys]
+            if np.any(keys[1:] == keys[:-1]):
+                raise ValueError("duplicate example keys: two buckets produced the same key")
+            last = batch.keys[-1]
+            yield batch
 
 
 def build_bucket(objective: Objective, seed: int, split: str, bucket: int, docs: DocBatch):
