@@ -34,6 +34,15 @@ except ImportError:  # readable without torch: the iterators work on their own
 DEFAULT_WINDOW = 4096
 
 
+def _shared_epoch():
+    """A 0-d int64 in shared memory when torch is there: DataLoader workers, persistent ones too, read `set_epoch`'s value from it."""
+    try:
+        import torch
+    except ImportError:
+        return np.zeros((), np.int64)
+    return torch.zeros((), dtype=torch.int64).share_memory_()
+
+
 def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:
     """(rank, world size): the arguments when given, else torch.distributed's when initialised, else (0, 1)."""
     if rank is not None and world_size is not None:
@@ -145,20 +154,25 @@ class TokenmillDataset(IterableDataset):
         if dynamic_masking is None:
             dynamic_masking = self.corpus.manifest["objective"]["params"].get("masking") == "none"
         self.masking = DynamicMasking(self.corpus) if dynamic_masking else None
-        self.epoch = 0
+        self._epoch = _shared_epoch()
         self._worker = (0, 1)
         self._yielded = 0
-        self._resume_at: int | None = None
+        self._resume_at: tuple[int, int] | None = None  # (epoch, examples yielded) of a restored position
 
     def __len__(self) -> int:
         """Examples this rank yields in an epoch (the same on every rank)."""
         return examples_per_rank(sum(s.examples for s in self.shards), self.world_size, self.drop_remainder)
 
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
     def set_epoch(self, epoch: int) -> None:
-        """The epoch whose order the next iteration yields (a saved position in another epoch is dropped)."""
-        if epoch != self.epoch:
-            self._resume_at = None
-        self.epoch = epoch
+        """The epoch whose order the next iteration yields, in this process and in its DataLoader workers (persistent ones too).
+
+        A restored position in another epoch is dropped.
+        """
+        self._epoch[()] = epoch
 
     def state_dict(self) -> dict[str, Any]:
         """Where this worker is: its epoch and how many examples of it it has yielded, with what fixes the order."""
@@ -184,11 +198,12 @@ class TokenmillDataset(IterableDataset):
         changed = {key: (state[key], value) for key, value in now.items() if state[key] != value}
         if changed:
             raise ValueError(f"the saved reader state is for another setup (saved, now): {changed}; resume with the same settings")
-        self.epoch = state["epoch"]
-        self._resume_at = state["yielded"]
+        self.set_epoch(state["epoch"])
+        self._resume_at = (state["epoch"], state["yielded"])
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         self._worker = worker, num_workers = _loader_worker()
+        epoch = self.epoch  # read once: the whole iteration is of one epoch
         ranges = plan(
             [s.examples for s in self.shards],
             self.world_size,
@@ -196,29 +211,29 @@ class TokenmillDataset(IterableDataset):
             num_workers,
             worker,
             self.seed,
-            self.epoch,
+            epoch,
             self.shuffle,
             self.drop_remainder,
         )
-        start = self._resume_at or 0
+        start = self._resume_at[1] if self._resume_at and self._resume_at[0] == epoch else 0
         self._resume_at = None
         self._yielded = start
-        return self._examples(ranges, start, worker)
+        return self._examples(ranges, start, worker, epoch)
 
-    def _examples(self, ranges: list[Range], start: int, worker: int) -> Iterator[dict[str, np.ndarray]]:
+    def _examples(self, ranges: list[Range], start: int, worker: int, epoch: int) -> Iterator[dict[str, np.ndarray]]:
         total = sum(r.size for r in ranges)
         if not self.shuffle:
             for batch, indices in self._read(ranges, start, total):
-                yield from self._rows(batch, indices, range(len(indices)))
+                yield from self._rows(batch, indices, range(len(indices)), epoch)
             return
-        yield from self._shuffled(ranges, start, total, worker)
+        yield from self._shuffled(ranges, start, total, worker, epoch)
 
-    def _window_order(self, worker: int, block_start: int, total: int) -> np.ndarray:
+    def _window_order(self, worker: int, epoch: int, block_start: int, total: int) -> np.ndarray:
         """The order the window starting at `block_start` yields its positions in: a permutation drawn from (seed, epoch, rank, worker, window)."""
         size = min(block_start + self.window, total) - block_start
-        return rng_for(self.seed, self.epoch, WINDOW_ORDER, self.rank, worker, block_start // self.window).permutation(size)
+        return rng_for(self.seed, epoch, WINDOW_ORDER, self.rank, worker, block_start // self.window).permutation(size)
 
-    def _shuffled(self, ranges: list[Range], start: int, total: int, worker: int) -> Iterator[dict[str, np.ndarray]]:
+    def _shuffled(self, ranges: list[Range], start: int, total: int, worker: int, epoch: int) -> Iterator[dict[str, np.ndarray]]:
         """Positions [start, total) window by window, each window in its own order, read as one stream.
 
         Only the first window may be partly yielded already (a resume): its
@@ -226,7 +241,7 @@ class TokenmillDataset(IterableDataset):
         same stream, so no shard is opened or walked again for each window.
         """
         first = start - start % self.window
-        first_wanted = self._window_order(worker, first, total)[start - first :]
+        first_wanted = self._window_order(worker, epoch, first, total)[start - first :]
         keep = np.ones(total - first, dtype=bool)
         keep[: min(self.window, total - first)] = False
         keep[first_wanted] = True
@@ -234,7 +249,7 @@ class TokenmillDataset(IterableDataset):
         held: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
         count = 0
         for block_start in range(first, total, self.window):
-            wanted = first_wanted if block_start == first else self._window_order(worker, block_start, total)
+            wanted = first_wanted if block_start == first else self._window_order(worker, epoch, block_start, total)
             while count < wanted.size:
                 batch, indices = next(stream)
                 held.append((batch, indices))
@@ -244,13 +259,13 @@ class TokenmillDataset(IterableDataset):
             n = wanted.size
             held = [({name: a[n:] for name, a in batch.items()}, indices[n:])] if indices.size > n else []
             count -= n
-            yield from self._rows({name: a[:n] for name, a in batch.items()}, indices[:n], np.searchsorted(np.sort(wanted), wanted))
+            yield from self._rows({name: a[:n] for name, a in batch.items()}, indices[:n], np.searchsorted(np.sort(wanted), wanted), epoch)
 
-    def _rows(self, batch: dict[str, np.ndarray], indices: np.ndarray, rows) -> Iterator[dict[str, np.ndarray]]:
+    def _rows(self, batch: dict[str, np.ndarray], indices: np.ndarray, rows, epoch: int) -> Iterator[dict[str, np.ndarray]]:
         for row in rows:
             example = {name: values[row] for name, values in batch.items()}
             if self.masking is not None:
-                example = self.masking(example, self.seed, self.epoch, int(indices[row]))
+                example = self.masking(example, self.seed, epoch, int(indices[row]))
             self._yielded += 1
             yield trainer_dtypes(example)
 

@@ -121,3 +121,23 @@ def test_a_state_saved_with_other_settings_is_refused(clm):
     state = TokenmillDataset(clm, shuffle=True).state_dict()
     with pytest.raises(ValueError, match=r"another setup.*'shuffle': \(True, False\)"):
         TokenmillDataset(clm).load_state_dict(state)
+
+
+def test_persistent_workers_read_each_epoch_set_after_they_started(clm):
+    """A persistent DataLoader worker keeps its copy of the dataset from the first epoch; it still reads the epoch `set_epoch` sets."""
+    from torch.utils.data import DataLoader
+
+    from readers.torch import TokenmillDataset
+
+    dataset = TokenmillDataset(clm, shuffle=True, seed=5, window=100)
+    loader = DataLoader(dataset, batch_size=None, num_workers=2, persistent_workers=True)
+    by_epoch = {}
+    for epoch in (1, 2, 1):
+        dataset.set_epoch(epoch)
+        by_epoch.setdefault(epoch, []).append(np.stack([np.concatenate([v.numpy() for v in e.values()]) for e in loader]))
+    fresh = {epoch: DataLoader(TokenmillDataset(clm, shuffle=True, seed=5, window=100), batch_size=None, num_workers=2) for epoch in (1, 2)}
+    for epoch, fresh_loader in fresh.items():
+        fresh_loader.dataset.set_epoch(epoch)
+        expected = np.stack([np.concatenate([v.numpy() for v in e.values()]) for e in fresh_loader])
+        assert all(np.array_equal(got, expected) for got in by_epoch[epoch]), epoch
+    assert not np.array_equal(by_epoch[1][0], by_epoch[2][0])
