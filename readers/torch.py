@@ -34,13 +34,24 @@ except ImportError:  # readable without torch: the iterators work on their own
 DEFAULT_WINDOW = 4096
 
 
-def _shared_epoch():
-    """A 0-d int64 in shared memory when torch is there: DataLoader workers, persistent ones too, read `set_epoch`'s value from it."""
-    try:
-        import torch
-    except ImportError:
-        return np.zeros((), np.int64)
-    return torch.zeros((), dtype=torch.int64).share_memory_()
+class SharedEpoch:
+    """`set_epoch` for a dataset: the epoch is a 0-d int64 in shared memory when torch is there, so its DataLoader workers (persistent ones too) see it."""
+
+    def __init__(self):
+        try:
+            import torch
+        except ImportError:
+            self._epoch = np.zeros((), np.int64)
+        else:
+            self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next iteration (or the next examples read) is of, in this process and in its DataLoader workers."""
+        self._epoch[()] = epoch
 
 
 def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -110,7 +121,14 @@ class DynamicMasking:
         return {**example, **{name: value[0] for name, value in masked.items()}}
 
 
-class TokenmillDataset(IterableDataset):
+def masking_for(corpus: Corpus, dynamic_masking: bool | None) -> DynamicMasking | None:
+    """`DynamicMasking` if asked, or by default when the corpus was built with `--masking none`."""
+    if dynamic_masking is None:
+        dynamic_masking = corpus.manifest["objective"]["params"].get("masking") == "none"
+    return DynamicMasking(corpus) if dynamic_masking else None
+
+
+class TokenmillDataset(SharedEpoch, IterableDataset):
     """One split of a version for a data-parallel trainer; examples are dicts of numpy arrays.
 
     - rank/world_size: torch.distributed's when it is initialised (build the
@@ -151,10 +169,8 @@ class TokenmillDataset(IterableDataset):
         self.files = [s.path for s in self.shards]
         self.shuffle, self.seed, self.window, self.drop_remainder = shuffle, seed, window, drop_remainder
         self.rank, self.world_size = _distributed(rank, world_size)
-        if dynamic_masking is None:
-            dynamic_masking = self.corpus.manifest["objective"]["params"].get("masking") == "none"
-        self.masking = DynamicMasking(self.corpus) if dynamic_masking else None
-        self._epoch = _shared_epoch()
+        self.masking = masking_for(self.corpus, dynamic_masking)
+        SharedEpoch.__init__(self)
         self._worker = (0, 1)
         self._yielded = 0
         self._resume_at: tuple[int, int] | None = None  # (epoch, examples yielded) of a restored position
@@ -162,17 +178,6 @@ class TokenmillDataset(IterableDataset):
     def __len__(self) -> int:
         """Examples this rank yields in an epoch (the same on every rank)."""
         return examples_per_rank(sum(s.examples for s in self.shards), self.world_size, self.drop_remainder)
-
-    @property
-    def epoch(self) -> int:
-        return int(self._epoch)
-
-    def set_epoch(self, epoch: int) -> None:
-        """The epoch whose order the next iteration yields, in this process and in its DataLoader workers (persistent ones too).
-
-        A restored position in another epoch is dropped.
-        """
-        self._epoch[()] = epoch
 
     def state_dict(self) -> dict[str, Any]:
         """Where this worker is: its epoch and how many examples of it it has yielded, with what fixes the order."""
@@ -308,16 +313,22 @@ class TokenmillDataset(IterableDataset):
                 return
 
 
-class TokenmillMapDataset(Dataset):
+class TokenmillMapDataset(SharedEpoch, Dataset):
     """The Parquet shards of a split with random access: `ds[i]` is the i-th example of the split (shard order).
 
     Works with `DistributedSampler` and any sampler. The last
     `cached_row_groups` decoded row groups are kept (per worker process), so
     sequential and nearby accesses decode each row group once.
+    dynamic_masking (default: when the corpus was built with `--masking
+    none`) draws each example's BERT masks from (seed, `set_epoch`'s epoch,
+    its index): the masks `TokenmillDataset` gives the same example.
     """
 
-    def __init__(self, path: str, split: str = "train", cached_row_groups: int = 8):
+    def __init__(self, path: str, split: str = "train", cached_row_groups: int = 8, *, seed: int = 0, dynamic_masking: bool | None = None):
         self._source = SplitSource(path, split, "parquet", cached_row_groups)
+        self.masking = masking_for(Corpus(path), dynamic_masking)
+        self.seed = seed
+        SharedEpoch.__init__(self)
 
     def __len__(self) -> int:
         return len(self._source)
@@ -325,7 +336,11 @@ class TokenmillMapDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"example {index} of a split of {len(self)}")
-        return trainer_dtypes(self._source[index % len(self)])
+        index %= len(self)
+        example = self._source[index]
+        if self.masking is not None:
+            example = self.masking(example, self.seed, self.epoch, index)
+        return trainer_dtypes(example)
 
 
 def bert_mlm_labels(masked_lm_positions, masked_lm_ids, masked_lm_weights, length: int):

@@ -141,3 +141,23 @@ def test_persistent_workers_read_each_epoch_set_after_they_started(clm):
         expected = np.stack([np.concatenate([v.numpy() for v in e.values()]) for e in fresh_loader])
         assert all(np.array_equal(got, expected) for got in by_epoch[epoch]), epoch
     assert not np.array_equal(by_epoch[1][0], by_epoch[2][0])
+
+
+def test_the_map_dataset_masks_each_example_as_the_iterable_one_does_in_the_same_epoch(unmasked_mlm):
+    from readers.torch import TokenmillDataset, TokenmillMapDataset
+
+    mapped = TokenmillMapDataset(unmasked_mlm, seed=3)
+    assert mapped.masking is not None
+    by_epoch = {}
+    for epoch in (0, 1):
+        mapped.set_epoch(epoch)
+        streamed = TokenmillDataset(unmasked_mlm, seed=3, fmt="parquet")
+        streamed.set_epoch(epoch)
+        by_epoch[epoch] = [mapped[i] for i in range(len(mapped))]
+        count = 0
+        for i, example in enumerate(streamed):
+            assert all(np.array_equal(example[name], by_epoch[epoch][i][name]) for name in example), (epoch, i)
+            count += 1
+        assert count == len(mapped) > 20
+    assert any(not np.array_equal(a["masked_lm_positions"], b["masked_lm_positions"]) for a, b in zip(by_epoch[0], by_epoch[1]))
+    assert TokenmillMapDataset(unmasked_mlm, dynamic_masking=False).masking is None
