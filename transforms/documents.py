@@ -13,7 +13,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from transforms.keys import bucket_of, grouped_order
+from transforms.keys import bucket_of, parts_by_label
 
 
 def gather_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -167,9 +167,5 @@ class DocBatch:
 
 def route(batch: DocBatch, seed: int, num_buckets: int, buckets_per_group: int = 1) -> Iterator[tuple[int, DocBatch]]:
     """Split a batch by hash bucket, or by group of `buckets_per_group` consecutive buckets (both splits together; the objective step separates them)."""
-    if not batch.num_docs:
-        return
-    order, groups = grouped_order(bucket_of(batch.key_hash, seed, num_buckets) // buckets_per_group)
-    grouped = batch.take(order)
-    for group, start, stop in groups:
-        yield group, grouped.slice(start, stop)
+    if batch.num_docs:
+        yield from parts_by_label(bucket_of(batch.key_hash, seed, num_buckets) // buckets_per_group, batch)

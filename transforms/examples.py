@@ -13,7 +13,7 @@ from apache_beam.transforms.window import GlobalWindows
 
 from transforms.counters import emit_counters
 from transforms.documents import DocBatch, route
-from transforms.keys import example_keys, grouped_order, is_validation, name_code, rng_for
+from transforms.keys import example_keys, is_validation, name_code, parts_by_label, rng_for
 from transforms.objectives.base import Objective
 from transforms.transit import AHEAD_READS, HOLD_BYTES, HeldByKey, Stored, regroup, store, unpack_ahead
 
@@ -199,10 +199,7 @@ def split_documents(docs: DocBatch, validation_fraction: float) -> dict[str, Doc
 
 def shard_groups(examples: KeyedExamples, num_shards: int, shards_per_group: int) -> Iterator[tuple[int, KeyedExamples]]:
     """Examples split by shard (`key % num_shards`), or by group of `shards_per_group` consecutive shards."""
-    order, groups = grouped_order(examples.keys % np.uint64(num_shards) // np.uint64(shards_per_group))
-    grouped = examples.take(order)
-    for group, start, stop in groups:
-        yield group, grouped.slice(start, stop)
+    return parts_by_label(examples.keys % np.uint64(num_shards) // np.uint64(shards_per_group), examples)
 
 
 class MakeExamples(beam.DoFn):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -90,3 +91,11 @@ def grouped_order(labels: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, 
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if ordered.size else np.zeros(0, np.int64)
     stops = np.r_[starts[1:], ordered.size]
     return order, list(zip(ordered[starts].tolist(), starts.tolist(), stops.tolist()))
+
+
+def parts_by_label(labels: np.ndarray, batch: Any) -> Iterator[tuple[int, Any]]:
+    """`batch` (anything with `take` and `slice`: documents, examples) cut by `labels`: (label, part) in label order, with one gather in all."""
+    order, groups = grouped_order(labels)
+    grouped = batch.take(order)
+    for label, start, stop in groups:
+        yield label, grouped.slice(start, stop)
