@@ -242,31 +242,38 @@ def scheduler_address(options) -> str | None:
         raise ConfigError(f"--dask_scheduler_file {dask.scheduler_file!r} names no scheduler address: {e}") from e
 
 
+def _scheduler_url(options):
+    """The named scheduler's address, parsed (a bare `host:port` is tcp://); None if Beam starts a cluster or it is in-process."""
+    address = scheduler_address(options)
+    if not address or address.startswith("inproc://"):
+        return None
+    return urlsplit(address if "://" in address else f"tcp://{address}")
+
+
 def check_scheduler(options, timeout: float = SCHEDULER_TIMEOUT_SECONDS) -> None:
     """Fail in seconds, in one line naming the address, if the scheduler the options name cannot be reached.
 
     Dask's client alone retries for 30 s (`--dask_connection_timeout`),
     then raises a bare OSError from inside its connection code.
     """
-    address = scheduler_address(options)
-    if not address or address.startswith("inproc://"):
+    url = _scheduler_url(options)
+    if url is None:
         return
     dask = options.view_as(DaskOptions)
     flag = "--dask_client_address" if dask.address else f"--dask_scheduler_file {dask.scheduler_file}: address"
-    parts = urlsplit(address if "://" in address else f"tcp://{address}")
-    port = parts.port or DEFAULT_SCHEDULER_PORT
+    port = url.port or DEFAULT_SCHEDULER_PORT
     try:
-        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
     except OSError as e:
-        raise ConfigError(f"{flag} {address}: cannot reach the Dask scheduler at {parts.hostname}:{port} ({e.strerror or type(e).__name__}); start it or check the address") from None
+        raise ConfigError(f"{flag} {url.geturl()}: cannot reach the Dask scheduler at {url.hostname}:{port} ({e.strerror or type(e).__name__}); start it or check the address") from None
 
 
 def shares_this_machine(options) -> bool:
     """Whether the run's workers are on this machine: a scheduler on a loopback address, or none named (Beam starts a local cluster)."""
-    address = scheduler_address(options)
-    if not address or address.startswith("inproc://"):
+    url = _scheduler_url(options)
+    if url is None:
         return True
-    host = urlsplit(address if "://" in address else f"tcp://{address}").hostname or ""
+    host = url.hostname or ""
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
