@@ -35,7 +35,7 @@ class SplitSource:
     """
 
     def __init__(self, path: str, split: str = "train", fmt: str | None = None, cached_row_groups: int = 8):
-        corpus = Corpus(path)
+        self.corpus = corpus = Corpus(path)
         formats = {s["format"] for s in corpus.manifest["shards"]}
         self.format = fmt or ("array_record" if "array_record" in formats else "parquet")
         if self.format not in ("array_record", "parquet"):

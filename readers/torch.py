@@ -326,7 +326,7 @@ class TokenmillMapDataset(SharedEpoch, Dataset):
 
     def __init__(self, path: str, split: str = "train", cached_row_groups: int = 8, *, seed: int = 0, dynamic_masking: bool | None = None):
         self._source = SplitSource(path, split, "parquet", cached_row_groups)
-        self.masking = masking_for(Corpus(path), dynamic_masking)
+        self.masking = masking_for(self._source.corpus, dynamic_masking)
         self.seed = seed
         SharedEpoch.__init__(self)
 
