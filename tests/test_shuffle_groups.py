@@ -42,6 +42,7 @@ def test_a_group_is_sorted_out_into_its_buckets_through_a_small_hold_losing_noth
     seed, num_buckets = 7, 9
     batches = [random_docs(rng, 40) for _ in range(12)]
     stored = [s for _, s in store(str(tmp_path), [(None, b) for b in batches])]
+    assert [s.unpacked_nbytes for s in stored] == [b.nbytes for b in batches]
     held = HeldByKey(DocBatch.concat, limit=sum(b.nbytes for b in batches) // 5)
     by_bucket = list(regroup(stored, lambda batch: route(batch, seed, num_buckets), held, lambda drained: store(str(tmp_path), drained)))
     assert [bucket for bucket, _, _ in by_bucket] == list(range(num_buckets))
@@ -133,7 +134,7 @@ class SlowPart:
     lock = threading.Lock()
 
     def __init__(self, value: int, nbytes: int):
-        self.value, self.nbytes = value, nbytes
+        self.value, self.unpacked_nbytes = value, nbytes
 
     def unpack(self) -> int:
         with SlowPart.lock:

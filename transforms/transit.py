@@ -26,7 +26,7 @@ from apache_beam.metrics import Metrics
 
 _LEVEL = -3
 HOLD_BYTES = 32 << 20
-AHEAD_BYTES = 4 << 20  # transit bytes being read ahead at once (several MiB unpacked)
+AHEAD_BYTES = 8 << 20  # bytes being read ahead at once, as unpacked in memory
 AHEAD_READS = 16
 TRANSIT_PREFIX = "transit-"
 TRANSIT_READS = Metrics.distribution("tokenmill", "transit_read_bytes")  # one read each: what object-store requests a build makes (Dataflow shows it)
@@ -90,6 +90,11 @@ class Stored:
         """Bytes it takes in the transit file."""
         return sum(entry[-1] for entry in self._arrays)
 
+    @property
+    def unpacked_nbytes(self) -> int:
+        """Bytes its arrays take in memory once unpacked."""
+        return sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for _, dtype, shape, _, _ in self._arrays)
+
     def unpack(self):
         from transforms.read import open_raw
 
@@ -106,7 +111,7 @@ class Stored:
 
 
 def unpack_ahead(stored: Iterable, ahead_bytes: int = AHEAD_BYTES, ahead_reads: int = AHEAD_READS) -> Iterator:
-    """Each part unpacked, in order, with the next ones read meanwhile (up to `ahead_reads` of them and `ahead_bytes` of transit).
+    """Each part unpacked, in order, with the next ones read meanwhile (up to `ahead_reads` of them and `ahead_bytes` unpacked).
 
     On an object store a read waits tens of milliseconds whatever its size;
     a step that reads thousands of references one after the other would
@@ -117,7 +122,7 @@ def unpack_ahead(stored: Iterable, ahead_bytes: int = AHEAD_BYTES, ahead_reads: 
     parts = iter(stored)
     with ThreadPoolExecutor(ahead_reads) as pool:
         for part in parts:
-            size = getattr(part, "nbytes", 0)
+            size = getattr(part, "unpacked_nbytes", 0)  # 0: already in memory (`Loaded`)
             while pending and (len(pending) >= ahead_reads or in_flight + size > ahead_bytes):
                 done, done_size = pending.popleft()
                 in_flight -= done_size
