@@ -166,3 +166,17 @@ def test_a_merge_reads_the_next_slice_of_every_run_while_it_works():
     merged = KeyedExamples.concat(list(merge_sorted(runs, 1_000)))
     assert np.array_equal(merged.keys, np.arange(400, dtype=np.uint64))
     assert 2 <= SlowPart.most_under_way <= 4
+
+
+def test_the_builds_metrics_count_the_transit_reads_made_in_read_ahead_threads(tmp_path, sample_corpus_path, tokenizer_path):
+    """Beam keeps only metric updates made in the thread running a step; the reads run in a pool, and are counted as they are taken."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from pipelines.build import BuildCorpus
+    from runners.local import run
+
+    plan = plan_build(BuildConfig(inputs=(sample_corpus_path,), tokenizer=tokenizer_path, output=str(tmp_path), objective_options={"seq_len": 64}, num_buckets=8, num_shards=3))
+    result = run(lambda p, progress_dir: p | BuildCorpus(plan, progress_dir), IN_MEMORY, plan.input_bytes, show_progress=False)
+    reads = {d.key.step.split("/")[1]: d.committed for d in result.metrics().query(MetricsFilter().with_name("transit_read_bytes"))["distributions"]}
+    assert reads["Objective"].count >= 8 and reads["WriteShards"].count >= 3, reads
+    assert all(r.sum >= r.count * 100 for r in reads.values()), reads

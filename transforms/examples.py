@@ -15,7 +15,7 @@ from transforms.counters import emit_counters
 from transforms.documents import DocBatch, route
 from transforms.keys import example_keys, is_validation, name_code, parts_by_label, rng_for
 from transforms.objectives.base import Objective
-from transforms.transit import AHEAD_READS, HOLD_BYTES, HeldByKey, Stored, regroup, store, unpack_ahead
+from transforms.transit import AHEAD_READS, HOLD_BYTES, HeldByKey, Stored, regroup, store, taken, unpack_ahead
 
 TRAIN, VALIDATION = "train", "validation"
 SLICE_BYTES = 1 << 20  # a shard's writer holds one slice of each run it merges
@@ -134,17 +134,18 @@ def merge_sorted(runs: Sequence[Sequence[Unpackable]], most_rows: int) -> Iterat
     """
     position = [0] * len(runs)
     held: dict[int, KeyedExamples] = {}
-    coming: dict[int, Future] = {}
+    coming: dict[int, tuple[Future, Unpackable]] = {}
     reads = ThreadPoolExecutor(AHEAD_READS)
 
     def read_next(i: int) -> None:
         if position[i] < len(runs[i]):
-            coming[i] = reads.submit(runs[i][position[i]].unpack)
+            part = runs[i][position[i]]
+            coming[i] = (reads.submit(part.unpack), part)
             position[i] += 1
 
     def advance(i: int) -> None:
         if i in coming:
-            held[i] = coming.pop(i).result()
+            held[i] = taken(*coming.pop(i))
             read_next(i)
         else:
             held.pop(i, None)
@@ -162,17 +163,17 @@ def merge_sorted(runs: Sequence[Sequence[Unpackable]], most_rows: int) -> Iterat
             if held_keys.size > most_rows:
                 smallest = np.partition(held_keys, most_rows - 1)[most_rows - 1]
                 frontier = smallest if frontier is None else min(frontier, smallest)
-            taken = []
+            emitted = []
             for i in sorted(held):
                 part = held[i]
                 cut = part.keys.size if frontier is None else int(np.searchsorted(part.keys, frontier, side="right"))
                 if cut:
-                    taken.append(part.slice(0, cut))
+                    emitted.append(part.slice(0, cut))
                 if cut == part.keys.size:
                     advance(i)
                 else:
                     held[i] = part.slice(cut, part.keys.size)
-            batch = KeyedExamples.concat(taken).in_key_order() if len(taken) > 1 else taken[0]
+            batch = KeyedExamples.concat(emitted).in_key_order() if len(emitted) > 1 else emitted[0]
             keys = batch.keys if last is None else np.r_[last, batch.keys]
             if np.any(keys[1:] == keys[:-1]):
                 raise ValueError("duplicate example keys: two buckets produced the same key")

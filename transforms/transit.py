@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict, deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Generic, Hashable, Iterable, Iterator, Mapping, Protocol, TypeVar
 
 import numpy as np
@@ -102,7 +102,6 @@ class Stored:
         with open_raw(self._path, self.nbytes) as f:
             f.seek(self._offset)
             data = memoryview(f.read(self.nbytes))
-        TRANSIT_READS.update(self.nbytes)
         packed, pos = [], 0
         for *meta, size in self._arrays:
             packed.append((*meta, data[pos : pos + size]))
@@ -119,18 +118,25 @@ def unpack_ahead(stored: Iterable, ahead_bytes: int = AHEAD_BYTES, ahead_reads: 
     """
     pending: deque = deque()
     in_flight = 0
-    parts = iter(stored)
     with ThreadPoolExecutor(ahead_reads) as pool:
-        for part in parts:
+        for part in stored:
             size = getattr(part, "unpacked_nbytes", 0)  # 0: already in memory (`Loaded`)
             while pending and (len(pending) >= ahead_reads or in_flight + size > ahead_bytes):
-                done, done_size = pending.popleft()
-                in_flight -= done_size
-                yield done.result()
-            pending.append((pool.submit(part.unpack), size))
+                read, done = pending.popleft()
+                in_flight -= getattr(done, "unpacked_nbytes", 0)
+                yield taken(read, done)
+            pending.append((pool.submit(part.unpack), part))
             in_flight += size
         while pending:
-            yield pending.popleft()[0].result()
+            yield taken(*pending.popleft())
+
+
+def taken(read: Future, part):
+    """What `part`'s read gave, counted as a transit read here: Beam counts only updates made in the thread running the step, not in a pool's."""
+    unpacked = read.result()
+    if isinstance(part, Stored):
+        TRANSIT_READS.update(part.nbytes)
+    return unpacked
 
 
 class Loaded:
