@@ -33,7 +33,8 @@ from transforms.counters import COUNTERS, SumCounters
 from transforms.examples import MakeExamples
 from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, Retention, code_version, delete_tree, has_files, utc_now
 from transforms.objectives import OBJECTIVES
-from transforms.objectives.base import ConfigError, Objective
+from transforms.errors import ConfigError
+from transforms.objectives.base import Objective
 from transforms.read import SPREAD, InputSpec, PlanRanges, ReadDocuments, infer_format
 from transforms.tokenize import TokenizeDocuments
 from transforms.vocab import DEFAULT_EXTRA_IDS, Vocab

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from transforms.documents import DocBatch
-from transforms.objectives.base import ConfigError
+from transforms.errors import ConfigError
 from transforms.objectives.bert import MaskedLM, MaskedLMNextSentence, MaskedLMSentenceOrder, mask_tokens, truncated_pair_lengths
 
 OBJECTIVES = {cls.name: cls for cls in (MaskedLM, MaskedLMNextSentence, MaskedLMSentenceOrder)}

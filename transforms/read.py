@@ -28,7 +28,7 @@ import apache_beam as beam
 
 from transforms.codec import BrokenFraming, read_varint, scan_frames
 from transforms.counters import emit_counters
-from transforms.objectives.base import ConfigError
+from transforms.errors import ConfigError
 from transforms.progress import ProgressFile
 
 READ_FORMATS = ("jsonl", "text", "parquet", "tfrecord")
