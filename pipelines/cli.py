@@ -284,9 +284,10 @@ def _add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_tokenizer(args: argparse.Namespace) -> int:
-    from pipelines.build import match_inputs, write_bytes
+    from pipelines.build import match_inputs
     from pipelines.tokenizer import sample_texts, train_sentencepiece
     from transforms.read import InputSpec, infer_format, plan_ranges
+    from transforms.storage import write_bytes
 
     ranges = []
     for meta in match_inputs(tuple(args.input)):
