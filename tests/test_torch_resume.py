@@ -233,3 +233,8 @@ def test_a_state_of_another_seed_split_or_corpus_is_refused(clm, unmasked_mlm):
             other.resume_from(state)
     with pytest.raises(ValueError, match="another layout.*resume_from"):
         TokenmillDataset(clm, rank=1, world_size=2, **ELASTIC).load_state_dict(state)
+
+
+def test_seeds_0_and_1_over_epochs_0_to_2_give_six_different_orders(clm):
+    orders = {(seed, epoch): _epoch(clm, epoch, shuffle=True, seed=seed, window=100).tobytes() for seed in (0, 1) for epoch in (0, 1, 2)}
+    assert len(set(orders.values())) == 6
