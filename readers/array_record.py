@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from readers.records import CorruptShard
+from readers.records import CorruptShard, ProcessLocalHandles
 
 RANDOM_ACCESS = "readahead_buffer_size:0,max_parallelism:0"  # what ArrayRecord's docs give for reads by index
 _COUNT_BATCH = 1024
@@ -50,22 +50,19 @@ def count_records(path: str) -> int:
     return total
 
 
-class ArrayRecordFiles:
+class ArrayRecordFiles(ProcessLocalHandles):
     """The ArrayRecord shards of a split: `read(shard, rows)` gives serialized records by shard-relative index.
 
     A reader opens on first use, one per shard per process (open readers
-    are not pickled), so the object can go to Grain's worker processes.
+    are not pickled, nor shared with a forked child), so the object can go
+    to Grain's worker processes.
     """
 
     def __init__(self, paths: Sequence[str], counts: Sequence[int]):
+        super().__init__()
         self.paths = list(paths)
         self.counts = [int(c) for c in counts]
-        self._readers: dict[int, object] = {}
-
-    def __getstate__(self):
-        return {**self.__dict__, "_readers": {}}
 
     def read(self, shard: int, rows: Sequence[int]) -> list[bytes]:
-        if shard not in self._readers:
-            self._readers[shard] = open_reader(self.paths[shard], self.counts[shard])
-        return read_records(self._readers[shard], self.paths[shard], rows)
+        reader = self.opened(shard, lambda s: open_reader(self.paths[s], self.counts[s]))
+        return read_records(reader, self.paths[shard], rows)

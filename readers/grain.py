@@ -4,8 +4,9 @@
 to end in shard order) from the ArrayRecord shards, or from the Parquet
 shards (a few decoded row groups cached) when the version has no
 ArrayRecord. `grain_dataset` builds the pipeline MaxText's Grain input
-sets the standard for: each epoch a global index shuffle seeded by
-(seed, epoch) (Grain's `shuffle`, which draws no permutation array); each
+sets the standard for: each epoch a global index shuffle seeded from the pair
+(seed, epoch) (Grain's index shuffle, which draws no permutation array;
+never seed + epoch, which would give seed 1 the orders of seed 0 shifted); each
 process takes an equal contiguous slice of the epoch (the last N mod
 processes dropped, as `readers.partition` plans); batches of split indices
 are read and decoded a batch at a time into static shapes. Its iterator's
@@ -21,7 +22,9 @@ import numpy as np
 
 from readers.array_record import ArrayRecordFiles
 from readers.manifest import Corpus
-from readers.partition import examples_per_rank
+from readers.partition import INDEX_SHUFFLE, examples_per_rank, seed_for
+
+FOREVER = 1 << 30  # the epochs of num_epochs=None (Grain ranges are lazy)
 from readers.records import ParquetFiles, decode_examples
 
 
@@ -88,6 +91,7 @@ def grain_dataset(
     fmt: str | None = None,
     num_threads: int = 8,
     prefetch_buffer_size: int = 16,
+    dtype=None,
 ):
     """A `grain.IterDataset` of batches `{feature: [batch_size, length]}`: this process's part of epochs `epoch` ...
 
@@ -97,8 +101,11 @@ def grain_dataset(
     batches of `batch_size` (the last partial batch of an epoch dropped, so
     every batch has the same shape). `num_epochs=None` repeats forever.
     `iter(ds)` gives an iterator with `get_state()` / `set_state(state)`.
+    `dtype` (e.g. `np.int64`, what PyTorch code takes) casts the integer
+    features; by default they stay int32. Shapes stay static.
     """
     import grain
+    from grain.experimental import index_shuffle
 
     if process_index is None or process_count is None:
         import jax
@@ -108,13 +115,29 @@ def grain_dataset(
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index {process_index} is not in [0, process_count={process_count})")
     source = SplitSource(path, split, fmt)
-    per_process = examples_per_rank(len(source), process_count)
+    total = len(source)
+    per_process = examples_per_rank(total, process_count)
     if per_process < batch_size:
         raise ValueError(f"batch_size {batch_size} is more than the {per_process} examples each of {process_count} processes gets per epoch")
-    indices = grain.MapDataset.range(len(source))
-    if shuffle:
-        indices = indices.shuffle(seed=seed)  # epoch e's order: Grain's index shuffle seeded by seed + e
-    mine = indices[process_index * per_process : (process_index + 1) * per_process]
-    batches = mine.batch(batch_size, drop_remainder=True, batch_fn=np.asarray).map(source.read_batch)
-    repeated = batches.repeat(None if num_epochs is None else epoch + num_epochs)
-    return repeated[epoch * len(batches) :].to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch_buffer_size))
+    per_epoch = per_process // batch_size * batch_size
+    first = process_index * per_process
+
+    def split_index(k: int) -> int:
+        """The k-th example this process reads from epoch `epoch` on: its epoch's order is Grain's index shuffle seeded from the pair (seed, epoch)."""
+        e, position = divmod(k, per_epoch)
+        position += first
+        if not shuffle:
+            return position
+        return int(index_shuffle(position, max_index=total - 1, seed=seed_for(seed, epoch + e, INDEX_SHUFFLE), rounds=4))
+
+    epochs = FOREVER if num_epochs is None else num_epochs
+    indices = grain.MapDataset.range(per_epoch * epochs).map(split_index)
+    batches = indices.batch(batch_size, drop_remainder=True, batch_fn=np.asarray).map(lambda batch: _as_dtype(source.read_batch(batch), dtype))
+    return batches.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch_buffer_size))
+
+
+def _as_dtype(batch: dict[str, np.ndarray], dtype) -> dict[str, np.ndarray]:
+    """Integer features in `dtype` (None: the schema's int32); float features stay float32."""
+    if dtype is None:
+        return batch
+    return {name: values.astype(dtype) if values.dtype.kind == "i" else values for name, values in batch.items()}

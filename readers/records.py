@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import gzip
+import os
 import struct
 import zlib
 from typing import IO, Any, Callable, Iterator, Sequence
@@ -302,30 +303,52 @@ def row_group_arrays(shard, group: int, schema: Schema, path: str) -> dict[str, 
     return out
 
 
-class ParquetFiles:
+class ProcessLocalHandles:
+    """Open shard handles kept per process: a forked DataLoader or Grain worker opens its own.
+
+    A forked child inherits its parent's open files and shares their file
+    offsets, so two processes seeking and reading one inherited handle read
+    each other's bytes; `opened()` starts afresh in a process that did not
+    open them, and pickling leaves them behind.
+    """
+
+    def __init__(self):
+        self._pid = os.getpid()
+        self._handles: dict[int, Any] = {}
+
+    def __getstate__(self):
+        return {**self.__dict__, "_handles": {}}
+
+    def opened(self, shard: int, open_shard: Callable[[int], Any]) -> Any:
+        if self._pid != os.getpid():
+            self._pid, self._handles = os.getpid(), {}
+        if shard not in self._handles:
+            self._handles[shard] = open_shard(shard)
+        return self._handles[shard]
+
+
+class ParquetFiles(ProcessLocalHandles):
     """The Parquet shards of a split: `read(shard, rows)` gives decoded rows; the last `cached_row_groups` row groups stay decoded."""
 
     def __init__(self, paths: Sequence[str], schema: Schema, cached_row_groups: int = 8):
+        super().__init__()
         self.paths = list(paths)
         self.schema = schema
         self.cached_row_groups = cached_row_groups
-        self._open: dict[int, Any] = {}
         self._cache: collections.OrderedDict = collections.OrderedDict()
 
     def __getstate__(self):
-        return {**self.__dict__, "_open": {}, "_cache": collections.OrderedDict()}  # file handles stay in their process
+        return {**super().__getstate__(), "_cache": collections.OrderedDict()}
 
     def read(self, shard: int, rows: np.ndarray) -> dict[str, np.ndarray]:
-        parquet, group_ends = self._shard(shard)
+        parquet, group_ends = self.opened(shard, self._open)
         return gather_rows(group_ends, rows, self.schema, lambda group: self._row_group(shard, group, parquet))
 
-    def _shard(self, shard: int):
-        if shard not in self._open:
-            import pyarrow.parquet as pq
+    def _open(self, shard: int):
+        import pyarrow.parquet as pq
 
-            parquet = pq.ParquetFile(open_binary(self.paths[shard]))
-            self._open[shard] = parquet, row_group_ends(parquet)
-        return self._open[shard]
+        parquet = pq.ParquetFile(open_binary(self.paths[shard]))
+        return parquet, row_group_ends(parquet)
 
     def _row_group(self, shard: int, group: int, parquet) -> dict[str, np.ndarray]:
         key = (shard, group)

@@ -1,11 +1,12 @@
 """PyTorch datasets over a version's shards: DDP-aware, resumable, reshuffled per epoch.
 
-`TokenmillDataset` (iterable, TFRecord or Parquet) splits a split between
+`TokenmillDataset` (iterable, TFRecord or Parquet) reads the order of an
+epoch, a function of (seed, `set_epoch`'s epoch), and divides it between
 ranks and DataLoader workers with `readers.partition` (every rank yields
-`len(dataset)` examples an epoch), orders it by (seed, epoch) after
-`set_epoch`, and saves and restores its position through
-`state_dict`/`load_state_dict`, which `torchdata`'s `StatefulDataLoader`
-calls in each worker. `TokenmillMapDataset` gives random access to the
+`len(dataset)` examples an epoch). It saves and restores its position
+through `state_dict`/`load_state_dict`, which `torchdata`'s
+`StatefulDataLoader` calls in each worker, and `resume_from` continues a
+saved epoch at another world size or worker count. `TokenmillMapDataset` gives random access to the
 Parquet shards for any sampler. Examples are dicts of numpy arrays with the
 manifest's lengths: int64 for ids, labels, positions and masks, float32 for
 weights, so the default collate makes `torch.long` and `torch.float32`
@@ -22,9 +23,21 @@ from typing import Any, Iterator
 import numpy as np
 
 from readers.manifest import Corpus
-from readers.partition import DYNAMIC_MASKING, WINDOW_ORDER, Range, examples_per_rank, plan, rng_for
 from readers.grain import SplitSource
-from readers.records import read_parquet, read_tfrecord
+from readers.partition import (
+    DYNAMIC_MASKING,
+    EpochOrder,
+    as_intervals,
+    check_same_order,
+    examples_per_rank,
+    fingerprint,
+    left_after,
+    order_identity,
+    rng_for,
+    whole_epoch,
+    worker_runs,
+)
+from readers.records import CorruptShard, ParquetFiles, decode_examples, iter_records
 
 try:
     from torch.utils.data import Dataset, IterableDataset
@@ -133,18 +146,24 @@ class TokenmillDataset(SharedEpoch, IterableDataset):
 
     - rank/world_size: torch.distributed's when it is initialised (build the
       dataset after `init_process_group`), else 0 and 1, unless given.
+    - The epoch's order (`readers.partition.EpochOrder`) is a function of
+      (seed, `set_epoch`'s epoch) alone: with `shuffle`, the shards are
+      permuted and the examples inside each window of `window` consecutive
+      ones; without it, the stored order (already a global shuffle of the
+      corpus). Each rank takes its windows of that order round-robin, and
+      its DataLoader workers take the rank's windows round-robin; a worker
+      holds one window decoded (window × the row's bytes in int32, e.g.
+      4096 × 12 KiB = 48 MiB for clm rows of 1024).
     - drop_remainder: each rank yields N // world_size examples an epoch (the
-      last N mod world_size of the epoch's order are not read); False pads to
-      ceil(N / world_size) by repeating the first examples.
-    - shuffle: each epoch (`set_epoch`) permutes the shards with (seed, epoch)
-      and the examples inside consecutive windows of `window` examples per
-      worker, which holds `window` decoded examples in memory (window ×
-      the row's bytes in int32, e.g. 4096 × 12 KiB = 48 MiB for clm rows
-      of 1024). Without it, epoch 0 reads the shards in stored order (they
-      are already a global shuffle of the corpus).
+      last N mod world_size are not read); False pads to ceil(N / world_size)
+      by repeating the first examples of the order.
     - dynamic_masking: BERT masks drawn at load time (default: when the
       corpus was built with `--masking none`).
     - fmt: "tfrecord" or "parquet"; both hold the same examples in the same order.
+
+    `state_dict`/`load_state_dict` (which `StatefulDataLoader` calls in each
+    worker) resume exactly at the same world size and worker count;
+    `resume_from(loader_state)` continues the epoch at any other.
     """
 
     def __init__(
@@ -166,151 +185,167 @@ class TokenmillDataset(SharedEpoch, IterableDataset):
         self.corpus = Corpus(path)
         self.split, self.fmt = split, fmt
         self.shards = self.corpus.shards(split, fmt)
-        self.files = [s.path for s in self.shards]
+        self.counts = [s.examples for s in self.shards]
         self.shuffle, self.seed, self.window, self.drop_remainder = shuffle, seed, window, drop_remainder
         self.rank, self.world_size = _distributed(rank, world_size)
         self.masking = masking_for(self.corpus, dynamic_masking)
+        self.order_identity = order_identity(
+            fingerprint(self.corpus.shard_entries(split, fmt)), split, seed, shuffle, window, drop_remainder=drop_remainder
+        )
+        self._parquet = ParquetFiles([s.path for s in self.shards], self.corpus.schema) if fmt == "parquet" else None
         SharedEpoch.__init__(self)
-        self._worker = (0, 1)
-        self._yielded = 0
-        self._resume_at: tuple[int, int] | None = None  # (epoch, examples yielded) of a restored position
+        self._pending: tuple[int, np.ndarray, int] | None = None  # (epoch, what is left of it, yielded) of a restored position
+        self._current: list | None = None  # [epoch, what is left, yielded] of the running iteration
 
     def __len__(self) -> int:
-        """Examples this rank yields in an epoch (the same on every rank)."""
-        return examples_per_rank(sum(s.examples for s in self.shards), self.world_size, self.drop_remainder)
+        """Examples this rank yields in a whole epoch (the same on every rank)."""
+        return examples_per_rank(sum(self.counts), self.world_size, self.drop_remainder)
+
+    def _position(self) -> tuple[int, np.ndarray, int]:
+        epoch = self.epoch
+        for position in (self._current, self._pending):
+            if position is not None and position[0] == epoch:
+                return tuple(position)
+        return epoch, whole_epoch(sum(self.counts)), 0
 
     def state_dict(self) -> dict[str, Any]:
-        """Where this worker is: its epoch and how many examples of it it has yielded, with what fixes the order."""
-        worker, num_workers = self._worker
-        return {
-            "epoch": self.epoch,
-            "yielded": self._yielded,
-            "seed": self.seed,
-            "shuffle": self.shuffle,
-            "window": self.window,
-            "rank": self.rank,
-            "world_size": self.world_size,
-            "worker": worker,
-            "num_workers": num_workers,
-            "drop_remainder": self.drop_remainder,
-        }
+        """Where this worker is: its epoch, what was left of it when it began, how many of its part it has yielded, and what fixes the order."""
+        worker, num_workers = _loader_worker()
+        epoch, remaining, yielded = self._position()
+        layout = {"rank": self.rank, "world_size": self.world_size, "worker": worker, "num_workers": num_workers}
+        return {**self.order_identity, **layout, "epoch": epoch, "remaining": remaining.tolist(), "yielded": yielded}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from a saved position: the next iteration yields what the saved one had not yet yielded."""
+        """Continue from this worker's saved position (same world size and workers): the next iteration yields what the saved one had not yet yielded."""
+        check_same_order(state, self.order_identity)
         worker, num_workers = _loader_worker()
-        now = {"seed": self.seed, "shuffle": self.shuffle, "window": self.window, "rank": self.rank, "world_size": self.world_size}
-        now.update(worker=worker, num_workers=num_workers, drop_remainder=self.drop_remainder)
+        now = {"rank": self.rank, "world_size": self.world_size, "worker": worker, "num_workers": num_workers}
         changed = {key: (state[key], value) for key, value in now.items() if state[key] != value}
         if changed:
-            raise ValueError(f"the saved reader state is for another setup (saved, now): {changed}; resume with the same settings")
+            raise ValueError(
+                f"the saved reader state is for another layout (saved, now): {changed}; to continue at another world size "
+                "or worker count, call dataset.resume_from(loader_state) and build a new loader"
+            )
         self.set_epoch(state["epoch"])
-        self._resume_at = (state["epoch"], state["yielded"])
+        self._pending = (state["epoch"], as_intervals(state["remaining"]), state["yielded"])
+
+    def resume_from(self, loader_states) -> None:
+        """Continue the saved epoch at this dataset's world size, with any number of workers: nothing of it repeated or skipped.
+
+        `loader_states` is the `state_dict()` of one rank's `StatefulDataLoader`
+        (every rank took the same number of steps, as in synchronous data
+        parallelism) or a list of every rank's. Call it before building the
+        loader; every rank of the new job calls it with the same states.
+        """
+        found = _reader_states(loader_states)
+        if not found:
+            raise ValueError("no TokenmillDataset state in what was given (pass the StatefulDataLoader's state_dict())")
+        for state in found:
+            check_same_order(state, self.order_identity)
+        first = found[0]
+        world_size, num_workers = first["world_size"], first["num_workers"]
+        if any((s["epoch"], s["remaining"], s["world_size"], s["num_workers"]) != (first["epoch"], first["remaining"], world_size, num_workers) for s in found):
+            raise ValueError("the states given are of different epochs or layouts")
+        consumed = np.full((world_size, num_workers), -1, dtype=np.int64)
+        for state in found:
+            consumed[state["rank"], state["worker"]] = state["yielded"]
+        ranks = np.flatnonzero((consumed >= 0).any(axis=1))
+        if (consumed[ranks] < 0).any():
+            raise ValueError(f"the states given lack some of the {num_workers} workers of a rank")
+        if ranks.size == 1:
+            consumed[:] = consumed[ranks[0]]
+        elif ranks.size != world_size:
+            raise ValueError(f"give one rank's loader state or all {world_size}; got ranks {ranks.tolist()}")
+        left = left_after(first["remaining"], consumed, world_size, num_workers, self.window, self.drop_remainder)
+        self.set_epoch(first["epoch"])
+        self._pending = (first["epoch"], left, 0)
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-        self._worker = worker, num_workers = _loader_worker()
-        epoch = self.epoch  # read once: the whole iteration is of one epoch
-        ranges = plan(
-            [s.examples for s in self.shards],
-            self.world_size,
-            self.rank,
-            num_workers,
-            worker,
-            self.seed,
-            epoch,
-            self.shuffle,
-            self.drop_remainder,
-        )
-        start = self._resume_at[1] if self._resume_at and self._resume_at[0] == epoch else 0
-        self._resume_at = None
-        self._yielded = start
-        return self._examples(ranges, start, worker, epoch)
+        worker, num_workers = _loader_worker()
+        epoch, remaining, start = self._position()
+        self._pending = None
+        self._current = [epoch, remaining, start]
+        runs = worker_runs(remaining, self.world_size, self.rank, num_workers, worker, self.window, self.drop_remainder)
+        order = EpochOrder(self.counts, self.seed, epoch, self.shuffle, self.window)
+        return self._examples(order, runs, start)
 
-    def _examples(self, ranges: list[Range], start: int, worker: int, epoch: int) -> Iterator[dict[str, np.ndarray]]:
-        total = sum(r.size for r in ranges)
-        if not self.shuffle:
-            for batch, indices in self._read(ranges, start, total):
-                yield from self._rows(batch, indices, range(len(indices)), epoch)
-            return
-        yield from self._shuffled(ranges, start, total, worker, epoch)
+    def _examples(self, order: EpochOrder, runs: np.ndarray, start: int) -> Iterator[dict[str, np.ndarray]]:
+        """The positions of `runs` past the first `start`, window piece by window piece; the pieces before are not read."""
+        cursor = _TFRecordCursor(self.corpus.tfrecord_compression)
+        for a, b in runs.tolist():
+            if start >= b - a:
+                start -= b - a
+                continue
+            a, start = a + start, 0
+            for first, offsets in order.pieces(a, b):
+                batch = self._read_piece(order, first, offsets, cursor)
+                indices = order.split_indices(first + offsets)
+                for row in range(len(offsets)):
+                    example = {name: values[row] for name, values in batch.items()}
+                    if self.masking is not None:
+                        example = self.masking(example, self.seed, order.epoch, int(indices[row]))
+                    self._current[2] += 1
+                    yield trainer_dtypes(example)
 
-    def _window_order(self, worker: int, epoch: int, block_start: int, total: int) -> np.ndarray:
-        """The order the window starting at `block_start` yields its positions in: a permutation drawn from (seed, epoch, rank, worker, window)."""
-        size = min(block_start + self.window, total) - block_start
-        return rng_for(self.seed, epoch, WINDOW_ORDER, self.rank, worker, block_start // self.window).permutation(size)
+    def _read_piece(self, order: EpochOrder, first: int, offsets: np.ndarray, cursor: "_TFRecordCursor") -> dict[str, np.ndarray]:
+        """The examples at stream positions `first + offsets`, decoded, in the order of `offsets`."""
+        lo, hi = int(offsets.min()), int(offsets.max()) + 1
+        out = {f.name: np.empty((offsets.size, f.length), f.numpy_dtype) for f in self.corpus.schema.features}
+        done = 0
+        for r in order.ranges(first + lo, first + hi):
+            rows = offsets - lo - done
+            where = np.flatnonzero((rows >= 0) & (rows < r.size))
+            done += r.size
+            if not where.size:
+                continue
+            if self._parquet is not None:
+                part = self._parquet.read(r.shard, r.start + rows[where])
+            else:
+                keep = np.zeros(r.size, dtype=bool)
+                keep[rows[where]] = True
+                records = cursor.take(self.shards[r.shard].path, r.start, keep)
+                decoded = decode_examples(records, self.corpus.schema, self.shards[r.shard].path, (r.start + np.flatnonzero(keep)).tolist())
+                part = {name: values[np.searchsorted(np.flatnonzero(keep), rows[where])] for name, values in decoded.items()}
+            for name, values in part.items():
+                out[name][where] = values
+        return out
 
-    def _shuffled(self, ranges: list[Range], start: int, total: int, worker: int, epoch: int) -> Iterator[dict[str, np.ndarray]]:
-        """Positions [start, total) window by window, each window in its own order, read as one stream.
 
-        Only the first window may be partly yielded already (a resume): its
-        rows yielded before are not decoded. Later windows are cut from the
-        same stream, so no shard is opened or walked again for each window.
-        """
-        first = start - start % self.window
-        first_wanted = self._window_order(worker, epoch, first, total)[start - first :]
-        keep = np.ones(total - first, dtype=bool)
-        keep[: min(self.window, total - first)] = False
-        keep[first_wanted] = True
-        stream = self._read(ranges, first, total, keep)
-        held: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
-        count = 0
-        for block_start in range(first, total, self.window):
-            wanted = first_wanted if block_start == first else self._window_order(worker, epoch, block_start, total)
-            while count < wanted.size:
-                batch, indices = next(stream)
-                held.append((batch, indices))
-                count += indices.size
-            batch = {name: np.concatenate([b[name] for b, _ in held]) for name in self.corpus.schema.names}
-            indices = np.concatenate([i for _, i in held])
-            n = wanted.size
-            held = [({name: a[n:] for name, a in batch.items()}, indices[n:])] if indices.size > n else []
-            count -= n
-            yield from self._rows({name: a[:n] for name, a in batch.items()}, indices[:n], np.searchsorted(np.sort(wanted), wanted), epoch)
+class _TFRecordCursor:
+    """A TFRecord shard read forward: a later range of the same shard continues the open file (the records between are read and CRC-checked, not decoded)."""
 
-    def _rows(self, batch: dict[str, np.ndarray], indices: np.ndarray, rows, epoch: int) -> Iterator[dict[str, np.ndarray]]:
-        for row in rows:
-            example = {name: values[row] for name, values in batch.items()}
-            if self.masking is not None:
-                example = self.masking(example, self.seed, epoch, int(indices[row]))
-            self._yielded += 1
-            yield trainer_dtypes(example)
+    def __init__(self, compression: str | None):
+        self.compression = "gzip" if compression else None
+        self._path: str | None = None
+        self._records: Iterator[bytes] | None = None
+        self._next = 0
 
-    def _read(self, ranges: list[Range], start: int, stop: int, keep: np.ndarray | None = None) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
-        """Decoded batches of this worker's positions [start, stop) and the split index of each row.
+    def take(self, path: str, start: int, keep: np.ndarray) -> list[bytes]:
+        """The records `start + i` of `path` for which `keep[i]`."""
+        if path != self._path or start < self._next:
+            self._path, self._records, self._next = path, iter_records(path, self.compression, start), start
+        for _ in range(start - self._next):
+            self._one()
+        return [record for record, wanted in ((self._one(), wanted) for wanted in keep) if wanted]
 
-        With `keep` (a bool per position), only those rows are decoded.
-        """
-        compression = "gzip" if self.corpus.tfrecord_compression else None
-        offset = 0
-        for r in ranges:
-            lo, hi = max(start - offset, 0), min(stop - offset, r.size)
-            if lo < hi:
-                part = None if keep is None else keep[offset + lo - start : offset + hi - start]
-                if part is not None and not part.any():
-                    offset += r.size
-                    continue
-                path = self.shards[r.shard].path
-                if self.fmt == "tfrecord":
-                    batches = read_tfrecord(path, self.corpus.schema, compression, r.start + lo, r.start + hi, keep=part)
-                    kept = np.arange(r.first_index + lo, r.first_index + hi)
-                    kept = kept if part is None else kept[part]
-                    done = 0
-                    for batch in batches:
-                        n = len(next(iter(batch.values())))
-                        yield batch, kept[done : done + n]
-                        done += n
-                else:
-                    done = lo
-                    for batch in read_parquet(path, self.corpus.schema, r.start + lo, r.start + hi):
-                        n = len(next(iter(batch.values())))
-                        indices = np.arange(r.first_index + done, r.first_index + done + n)
-                        if part is not None:
-                            mask = part[done - lo : done - lo + n]
-                            batch, indices = {k: v[mask] for k, v in batch.items()}, indices[mask]
-                        yield batch, indices
-                        done += n
-            offset += r.size
-            if offset >= stop:
-                return
+    def _one(self) -> bytes:
+        try:
+            record = next(self._records)
+        except StopIteration:
+            raise CorruptShard(self._path, self._next, "the shard ends before this record (cut short?)") from None
+        self._next += 1
+        return record
+
+
+def _reader_states(state) -> list[dict[str, Any]]:
+    """Every `TokenmillDataset.state_dict()` inside a loader's state (or a list of them), wherever torchdata keeps them."""
+    if isinstance(state, dict):
+        if "remaining" in state and "yielded" in state and "corpus" in state:
+            return [state]
+        return [found for value in state.values() for found in _reader_states(value)]
+    if isinstance(state, (list, tuple)):
+        return [found for value in state for found in _reader_states(value)]
+    return []
 
 
 class TokenmillMapDataset(SharedEpoch, Dataset):

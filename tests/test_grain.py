@@ -130,3 +130,26 @@ def test_the_readers_import_without_beam_tensorflow_or_jax():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO})
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+def test_seeds_0_and_1_over_epochs_0_to_2_give_six_different_orders(corpus):
+    from readers.grain import grain_dataset
+
+    version_dir, _ = corpus
+    orders = {
+        (seed, epoch): batches(grain_dataset(version_dir, batch_size=4, seed=seed, epoch=epoch, process_index=0, process_count=1)).tobytes()
+        for seed in (0, 1)
+        for epoch in (0, 1, 2)
+    }
+    assert len(set(orders.values())) == 6
+
+
+def test_dtype_casts_the_integer_features_and_keeps_the_shapes(corpus):
+    from readers.grain import grain_dataset
+
+    version_dir, _ = corpus
+    batch = next(iter(grain_dataset(version_dir, batch_size=4, dtype=np.int64, process_index=0, process_count=1)))
+    default = next(iter(grain_dataset(version_dir, batch_size=4, process_index=0, process_count=1)))
+    assert batch["input_ids"].dtype == np.int64 and default["input_ids"].dtype == np.int32
+    assert batch["input_ids"].shape == default["input_ids"].shape == (4, 64)
+    np.testing.assert_array_equal(batch["input_ids"], default["input_ids"])

@@ -143,3 +143,11 @@ def test_a_keras_decoder_learns_from_tf_dataset_with_model_fit(corpus):
     losses = [float(line.split()[-1]) for line in run.stdout.splitlines() if line.startswith("epoch ")]
     assert len(losses) == 4
     assert losses[-1] < losses[0] - 1.0, losses
+
+
+def test_seeds_0_and_1_over_epochs_0_to_2_give_six_different_orders(corpus):
+    from readers.tf_data import tf_dataset
+
+    version_dir, _ = corpus
+    orders = {(seed, epoch): tuple(rows(tf_dataset(version_dir, shuffle=True, seed=seed, epoch=epoch, shuffle_buffer=32))) for seed in (0, 1) for epoch in (0, 1, 2)}
+    assert len(set(orders.values())) == 6

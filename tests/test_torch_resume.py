@@ -119,7 +119,7 @@ def test_a_state_saved_with_other_settings_is_refused(clm):
     from readers.torch import TokenmillDataset
 
     state = TokenmillDataset(clm, shuffle=True).state_dict()
-    with pytest.raises(ValueError, match=r"another setup.*'shuffle': \(True, False\)"):
+    with pytest.raises(ValueError, match=r"another order.*'shuffle': \(True, False\)"):
         TokenmillDataset(clm).load_state_dict(state)
 
 
@@ -161,3 +161,80 @@ def test_the_map_dataset_masks_each_example_as_the_iterable_one_does_in_the_same
         assert count == len(mapped) > 20
     assert any(not np.array_equal(a["masked_lm_positions"], b["masked_lm_positions"]) for a, b in zip(by_epoch[0], by_epoch[1]))
     assert TokenmillMapDataset(unmasked_mlm, dynamic_masking=False).masking is None
+
+
+ELASTIC = {"shuffle": True, "seed": 3, "window": 16}
+SAVED_AT = (4, 2)
+STEPS = 5
+
+
+def _rows(batches) -> np.ndarray:
+    return np.concatenate([np.concatenate([b[name].numpy() for name in sorted(b)], axis=1) for b in batches])
+
+
+def _elastic_saved(path: str, out: str) -> None:
+    """Ranks 0..3 of 4, 2 workers each, STEPS batches of epoch 1, then each rank's loader state and what it yielded."""
+    import torch
+    from torchdata.stateful_dataloader import StatefulDataLoader
+
+    from readers.torch import TokenmillDataset
+
+    world_size, num_workers = SAVED_AT
+    for rank in range(world_size):
+        loader = StatefulDataLoader(TokenmillDataset(path, rank=rank, world_size=world_size, **ELASTIC), batch_size=BATCH, num_workers=num_workers)
+        loader.dataset.set_epoch(1)
+        batches = iter(loader)
+        read = [next(batches) for _ in range(STEPS)]
+        torch.save(loader.state_dict(), os.path.join(out, f"rank{rank}.pt"))
+        np.save(os.path.join(out, f"before{rank}.npy"), _rows(read))
+
+
+def _elastic_resumed(path: str, out: str, world_size: int, num_workers: int) -> None:
+    """A new job of `world_size` ranks × `num_workers`, every rank resumed from rank 0's saved state, read to the end of the epoch."""
+    import torch
+    from torchdata.stateful_dataloader import StatefulDataLoader
+
+    from readers.torch import TokenmillDataset
+
+    state = torch.load(os.path.join(out, "rank0.pt"))
+    for rank in range(world_size):
+        dataset = TokenmillDataset(path, rank=rank, world_size=world_size, **ELASTIC)
+        dataset.resume_from(state)
+        np.save(os.path.join(out, f"after{world_size}x{num_workers}-{rank}.npy"), _rows(StatefulDataLoader(dataset, batch_size=BATCH, num_workers=num_workers)))
+
+
+@pytest.mark.parametrize("world_size, num_workers", [(2, 1), (3, 2)])
+def test_a_state_saved_at_4_ranks_resumes_at_another_world_size_and_worker_count(clm, tmp_path, world_size, num_workers):
+    from readers.torch import TokenmillDataset
+
+    run_fresh("_elastic_saved", clm, str(tmp_path))
+    run_fresh("_elastic_resumed", clm, str(tmp_path), world_size, num_workers)
+    whole = {np.concatenate([e[name] for name in sorted(e)]).tobytes() for e in TokenmillDataset(clm)}
+    before = [row.tobytes() for rank in range(SAVED_AT[0]) for row in np.load(tmp_path / f"before{rank}.npy")]
+    after = [np.load(tmp_path / f"after{world_size}x{num_workers}-{rank}.npy") for rank in range(world_size)]
+    assert len(before) == SAVED_AT[0] * STEPS * BATCH
+    left = len(whole) - len(before)
+    assert [len(a) for a in after] == [left // world_size] * world_size
+    yielded = before + [row.tobytes() for a in after for row in a]
+    assert len(set(yielded)) == len(yielded), "no example twice"
+    assert set(yielded) <= whole and len(yielded) == len(whole) - left % world_size
+
+
+def test_a_state_of_another_seed_split_or_corpus_is_refused(clm, unmasked_mlm):
+    from readers.torch import TokenmillDataset
+
+    state = TokenmillDataset(clm, **ELASTIC).state_dict()
+    for other, differs in [
+        (TokenmillDataset(clm, **{**ELASTIC, "seed": 4}), r"'seed': \(3, 4\)"),
+        (TokenmillDataset(clm, "validation", **ELASTIC), r"'split': \('train', 'validation'\)"),
+        (TokenmillDataset(unmasked_mlm, **ELASTIC), r"'corpus': \('\w+', '\w+'\)"),
+    ]:
+        with pytest.raises(ValueError, match=r"another order.*" + differs):
+            other.resume_from(state)
+    with pytest.raises(ValueError, match="another layout.*resume_from"):
+        TokenmillDataset(clm, rank=1, world_size=2, **ELASTIC).load_state_dict(state)
+
+
+def test_seeds_0_and_1_over_epochs_0_to_2_give_six_different_orders(clm):
+    orders = {(seed, epoch): _epoch(clm, epoch, shuffle=True, seed=seed, window=100).tobytes() for seed in (0, 1) for epoch in (0, 1, 2)}
+    assert len(set(orders.values())) == 6
