@@ -105,7 +105,7 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
     obj.add_argument("--whole-word-mask", action="store_true", default=None, help="BERT: mask whole SentencePiece words.")
     obj.add_argument("--masking", choices=("static", "none"), help="BERT: static writes masked features; none writes unmasked sequences for on-the-fly masking. Default: static.")
     obj.add_argument("--inputs-length", type=_positive_int, help="T5 objectives: length of `inputs`. Default: 512.")
-    obj.add_argument("--targets-length", type=_positive_int, help="T5 objectives: length of `targets`. Default: 114 for span_corruption, inputs length for prefix_lm, 512 for ul2.")
+    obj.add_argument("--targets-length", type=_positive_int, help="T5 objectives: length of `targets`. Default: derived from the inputs length by T5's random_spans_helper: span_corruption's (114 at --inputs-length 512, 29 at 128), for ul2 the largest any denoiser needs (512 at 512, 127 at 128); the inputs length for prefix_lm.")
     obj.add_argument("--noise-density", type=_probability, help="span_corruption: share of noise tokens. Default: 0.15.")
     obj.add_argument("--mean-noise-span-length", type=float, help="span_corruption: mean noise span length. Default: 3.")
     obj.add_argument("--random-roll", action="store_true", default=None, help="span_corruption/ul2: rotate the noise mask by a random offset (T5's random_roll).")
