@@ -34,7 +34,7 @@ from transforms.examples import MakeExamples
 from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, Retention, code_version, delete_tree, has_files, utc_now
 from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import ConfigError, Objective
-from transforms.read import SPREAD, InputSpec, PlanRanges, ReadDocuments, infer_format
+from transforms.read import KNOWN_SUFFIXES, SPREAD, InputSpec, PlanRanges, ReadDocuments, infer_format
 from transforms.tokenize import TokenizeDocuments
 from transforms.vocab import DEFAULT_EXTRA_IDS, Vocab
 from transforms.write import SortDeadLetters, WriteDeadLetters, WriteEmptyShards, WriteShard, join, key_by_window, temporary_dir
@@ -111,14 +111,42 @@ def write_bytes(path: str, data: bytes) -> None:
         f.write(data)
 
 
-def match_inputs(patterns: tuple[str, ...]) -> list:
-    """Every file the globs match, sorted by path; a glob that matches nothing is an error."""
+def _directory_glob(pattern: str) -> str | None:
+    """The glob for an `--input` naming a directory (`dir`, `dir/`: its files) or a tree (`dir/**`: every file under it); None for a plain glob."""
+    if pattern.endswith("/**"):
+        return pattern
+    if pattern.endswith("/") or (not _is_remote(pattern) and os.path.isdir(pattern)):
+        return pattern.rstrip("/") + "/*"
+    return None
+
+
+def _known_format(path: str, input_format: str) -> bool:
+    try:
+        infer_format(path, input_format)
+    except ConfigError:
+        return False
+    return True
+
+
+def match_inputs(patterns: tuple[str, ...], input_format: str = "auto") -> list:
+    """Every file the globs match, sorted by path; a glob that matches nothing is an error.
+
+    A directory (or `dir/**`, recursively) stands for its files of a format
+    tokenmill reads (any file, with an `--input-format`), so a README or a
+    `_SUCCESS` marker beside the data is left out rather than failing the plan.
+    """
     files = {}
     for pattern in patterns:
-        result = FileSystems.match([_absolute(pattern)])[0]
-        if not result.metadata_list:
+        directory = _directory_glob(pattern)
+        result = FileSystems.match([_absolute(directory or pattern)])[0]
+        metas = result.metadata_list
+        if directory:
+            metas = [m for m in metas if _known_format(m.path, input_format)]
+        if not metas and directory and result.metadata_list:
+            raise ConfigError(f"--input {pattern!r} holds no file of a known format ({' '.join(KNOWN_SUFFIXES)}, maybe .gz/.zst); pass --input-format")
+        if not metas:
             raise ConfigError(f"--input {pattern!r} matched no files")
-        for meta in result.metadata_list:
+        for meta in metas:
             files[meta.path] = meta
     return [files[p] for p in sorted(files)]
 
@@ -262,7 +290,7 @@ def plan_build(config: BuildConfig) -> BuildPlan:
     objective = OBJECTIVES[config.objective].from_options(config.objective_options, vocab)
 
     with store_errors("--input", ", ".join(config.inputs)):
-        metas = match_inputs(config.inputs)
+        metas = match_inputs(config.inputs, config.input_format)
     for meta in metas:
         infer_format(meta.path, config.input_format)  # a file of unknown format fails here, not on a worker
     with ThreadPoolExecutor(PLAN_THREADS) as pool:

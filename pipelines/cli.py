@@ -84,14 +84,14 @@ def _formats(text: str) -> tuple[str, ...]:
 
 def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("input")
-    data.add_argument("--input", action="append", default=[], metavar="GLOB", help="input files (repeatable; local paths or any Beam filesystem such as gs://). Default: the built-in sample corpus (Python's own docstrings).")
+    data.add_argument("--input", action="append", default=[], metavar="GLOB", help="input files: a glob, or a directory for its files of known formats (dir/** for every file under it); repeatable; local paths or any Beam filesystem such as gs://. Default: the built-in sample corpus (Python's own docstrings).")
     data.add_argument("--input-format", default="auto", choices=("auto",) + READ_FORMATS, help="jsonl (one JSON object a line), text (BERT format: one sentence a line, blank line between documents), parquet, or tfrecord (tf.train.Example with a bytes text feature); auto infers it from the extension. .gz and .zst are decompressed. Default: auto.")
     data.add_argument("--text-field", default="text", help="JSON field / Parquet column / Example feature holding the text. Default: text.")
     data.add_argument("--id-field", default="id", help="JSON field / Parquet column / Example feature holding a stable document id ('' for none: the doc key is then a hash of the text). Default: id.")
     data.add_argument("--max-document-bytes", type=_positive_int, default=8 << 20, help="documents larger than this are dead-lettered as document_too_large. Default: 8 MiB.")
 
     tok = parser.add_argument_group("tokenizer")
-    tok.add_argument("--tokenizer", metavar="MODEL", help="SentencePiece .model file. Default: a model trained on the sample corpus on first use (cached).")
+    tok.add_argument("--tokenizer", metavar="MODEL", help="SentencePiece .model file; required with --input (`tokenmill train-tokenizer` makes one). Default, for the sample corpus only: a model trained on it on first use (cached).")
     tok.add_argument("--extra-ids", type=int, metavar="N", help=f"number of <extra_id_k> sentinels (taken from the model or appended T5-style). Default: {DEFAULT_EXTRA_IDS}, or more if the objective needs more.")
 
     obj = parser.add_argument_group("objective")
@@ -133,6 +133,11 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> BuildConfig:
     """A `BuildConfig` from parsed flags; objective flags given to the wrong objective are errors."""
+    if args.input and not args.tokenizer:
+        raise ConfigError(
+            "--input needs --tokenizer MODEL: the sample corpus's tokenizer does not fit your data; "
+            "pass a SentencePiece model, or make one with `tokenmill train-tokenizer --input ... --output spm.model`"
+        )
     options = {dest: getattr(args, dest) for dest in OBJECTIVE_FLAGS if getattr(args, dest) is not None}
     for dest in options:
         if args.objective not in OBJECTIVE_FLAGS[dest]:
@@ -289,7 +294,7 @@ def _train_tokenizer(args: argparse.Namespace) -> int:
     from transforms.read import InputSpec, infer_format, plan_ranges
 
     ranges = []
-    for meta in match_inputs(tuple(args.input)):
+    for meta in match_inputs(tuple(args.input), args.input_format):
         fmt, compression = infer_format(meta.path, args.input_format)
         ranges.append(plan_ranges(meta.path, meta.size_in_bytes, fmt, compression, range_bytes=1 << 62)[0])
     texts = sample_texts(ranges, InputSpec(args.text_field, args.id_field or None), args.sample_size)

@@ -84,3 +84,15 @@ def test_build_prints_progress_and_a_summary(tmp_path, sample_corpus_path):
     manifest = json.loads((tmp_path / "out" / "versions" / latest / "manifest.json").read_text())
     assert os.path.normpath(printed.strip().rsplit("Output: ", 1)[1]) == str(tmp_path / "out" / "versions" / latest)
     assert manifest["counters"]["documents_used"] > 0
+
+
+def test_input_without_tokenizer_names_both_remedies(tmp_path, capsys, sample_corpus_path):
+    """The sample tokenizer stays the default for the sample corpus only: it would silently mis-tokenize a user's data."""
+    from pipelines.cli import main
+
+    for command in ("build", "rebuild"):
+        code = main([command, "--input", sample_corpus_path, "--output", str(tmp_path / "out"), *IN_MEMORY])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert "--tokenizer" in err and "tokenmill train-tokenizer" in err
+    assert not (tmp_path / "out").exists()

@@ -43,6 +43,7 @@ _FORMAT_SUFFIXES = {
     ".tfrecord": "tfrecord",
     ".tfrecords": "tfrecord",
 }
+KNOWN_SUFFIXES = tuple(sorted(set(_FORMAT_SUFFIXES)))
 
 # Dead-letter reasons.
 INVALID_UTF8 = "invalid_utf8"
