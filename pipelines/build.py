@@ -34,6 +34,7 @@ from transforms.examples import MakeExamples
 from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, Retention, code_version, delete_tree, has_files, utc_now
 from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import ConfigError, Objective
+from transforms.publish_guard import NotPublishable, refusal_line
 from transforms.read import KNOWN_SUFFIXES, SPREAD, InputSpec, PlanRanges, ReadDocuments, infer_format
 from transforms.tokenize import TokenizeDocuments
 from transforms.vocab import DEFAULT_EXTRA_IDS, Vocab
@@ -434,7 +435,7 @@ class BuildCorpus(beam.PTransform):
             pbegin
             | "Once" >> beam.Create([None])
             | "Publish" >> beam.ParDo(
-                Publish(plan.output, plan.version, plan.static_manifest(), plan.objective, self._retention),
+                Publish(plan.output, plan.version, plan.static_manifest(), plan.objective, self._retention, config.max_drop_fraction),
                 beam.pvalue.AsSingleton(counters),
                 beam.pvalue.AsList(shards),
                 beam.pvalue.AsList(errors),
@@ -451,7 +452,13 @@ def run_plan(plan: BuildPlan, beam_args=(), show_progress: bool = True, quiet: b
     """Run a planned build and wait; as `run_build`."""
     from runners.local import run
 
-    run(lambda p, progress_dir: p | BuildCorpus(plan, progress_dir, retention), beam_args, plan.input_bytes, show_progress, quiet)
+    try:
+        run(lambda p, progress_dir: p | BuildCorpus(plan, progress_dir, retention), beam_args, plan.input_bytes, show_progress, quiet)
+    except Exception as e:
+        refused = refusal_line(e)
+        if refused is None:
+            raise
+        raise NotPublishable(refused) from None
     manifest_path = join(plan.version_dir, MANIFEST)
     if not FileSystems.exists(manifest_path):
         return None, plan.version_dir

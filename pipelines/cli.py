@@ -26,6 +26,7 @@ from runners.local import FREEZE_HEAP
 from transforms.objectives import BERT_OBJECTIVES as BERT
 from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import ConfigError
+from transforms.publish_guard import DEFAULT_MAX_DROP_FRACTION, NotPublishable
 from transforms.read import READ_FORMATS
 from transforms.vocab import DEFAULT_EXTRA_IDS
 from transforms.write import DEFAULT_FORMATS, FORMATS, TFRECORD_COMPRESSIONS
@@ -88,6 +89,7 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--input-format", default="auto", choices=("auto",) + READ_FORMATS, help="jsonl (one JSON object a line), text (BERT format: one sentence a line, blank line between documents), parquet, or tfrecord (tf.train.Example with a bytes text feature); auto infers it from the extension. .gz and .zst are decompressed. Default: auto.")
     data.add_argument("--text-field", default="text", help="JSON field / Parquet column / Example feature holding the text. Default: text.")
     data.add_argument("--id-field", default="id", help="JSON field / Parquet column / Example feature holding a stable document id ('' for none: the doc key is then a hash of the text). Default: id.")
+    data.add_argument("--max-drop-fraction", type=_probability, default=DEFAULT_MAX_DROP_FRACTION, metavar="F", help="refuse to publish (one line naming the top drop reason and its fix; LATEST stays) when more than this share of the records is dropped; a build with an empty split is refused too. Default: 0.5.")
     data.add_argument("--max-document-bytes", type=_positive_int, default=8 << 20, help="documents larger than this are dead-lettered as document_too_large. Default: 8 MiB.")
 
     tok = parser.add_argument_group("tokenizer")
@@ -162,6 +164,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         read_range_mb=args.read_range_mb,
         extra_ids=args.extra_ids,
         version=args.version,
+        max_drop_fraction=args.max_drop_fraction,
         objective_options=options,
     )
 
@@ -385,6 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"tokenmill: error: {e}", file=sys.stderr)
         return 2
+    except NotPublishable as e:
+        print(f"tokenmill: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
