@@ -31,6 +31,7 @@ from pipelines.sample import cache_dir, sample_corpus_path, sample_tokenizer_pat
 from pipelines.verify import VerifyWritten
 from transforms.counters import COUNTERS, SumCounters
 from transforms.examples import MakeExamples
+from transforms.extras import import_extra
 from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, Retention, code_version, delete_tree, has_files, utc_now
 from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import ConfigError, Objective
@@ -224,6 +225,7 @@ def check_stores(paths: list[tuple[str, str]], timeout: float = STORE_TIMEOUT_SE
     if not gcs:
         return
     flag, path = gcs[0]
+    import_extra("google.cloud.storage", f"{flag} {path}")
     emulator = os.environ.get("STORAGE_EMULATOR_HOST")
     endpoint = urllib.parse.urlsplit(emulator if emulator and "://" in emulator else f"http://{emulator}" if emulator else "https://storage.googleapis.com")
     port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
@@ -277,6 +279,8 @@ def resolve_vocab(config: BuildConfig, model_proto: bytes) -> Vocab:
 def plan_build(config: BuildConfig) -> BuildPlan:
     """Resolve everything the pipeline needs; raise `ConfigError` for anything that cannot work."""
     config.check()
+    if "array_record" in config.formats:
+        import_extra("array_record.python.array_record_module", "--formats array_record")
     check_stores([("--output", config.output), ("--tokenizer", config.tokenizer or ""), *(("--input", p) for p in config.inputs)])
     if not config.inputs:
         config = dataclasses.replace(config, inputs=(sample_corpus_path(),), input_format="jsonl")

@@ -23,6 +23,7 @@ from readers.array_record import ArrayRecordFiles
 from readers.manifest import Corpus
 from readers.partition import examples_per_rank
 from readers.records import ParquetFiles, decode_examples
+from transforms.extras import import_extra
 
 
 class SplitSource:
@@ -98,8 +99,7 @@ def grain_dataset(
     every batch has the same shape). `num_epochs=None` repeats forever.
     `iter(ds)` gives an iterator with `get_state()` / `set_state(state)`.
     """
-    import grain
-
+    grain = import_extra("grain", "readers.grain")
     if process_index is None or process_count is None:
         import jax
 

@@ -20,6 +20,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, 
 
 from pipelines.config import BuildConfig
 from runners.local import is_dask, is_local, runner_kind
+from transforms.extras import import_extra
 from transforms.objectives.base import ConfigError
 
 
@@ -40,6 +41,8 @@ def check_runner(config: BuildConfig, beam_args: Sequence[str], shared_filesyste
             raise ConfigError(f"--runner DaskRunner needs Dask: pip install 'tokenmill[dask]' ({e})") from e
         shared_filesystem = shared_filesystem or shares_this_machine(options)
     runner = options.view_as(StandardOptions).runner
+    if runner_kind(options) == "dataflow":
+        import_extra("google.cloud.storage", "--runner DataflowRunner")
     if runner_kind(options) == "dataflow" and not (options.view_as(SetupOptions).setup_file or options.view_as(WorkerOptions).sdk_container_image):
         raise ConfigError(
             "Dataflow workers need tokenmill installed: pass --setup_file ./setup.py (from a tokenmill checkout) "
