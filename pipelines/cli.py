@@ -293,18 +293,24 @@ def _add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _train_tokenizer(args: argparse.Namespace) -> int:
     from pipelines.build import match_inputs, write_bytes
-    from pipelines.tokenizer import sample_texts, train_sentencepiece
-    from transforms.read import InputSpec, infer_format, plan_ranges
+    from pipelines.tokenizer import SampleProgress, piece_count, printing_every, sample_ranges, sample_texts, train_sentencepiece
+    from transforms.read import InputSpec
 
-    ranges = []
-    for meta in match_inputs(tuple(args.input), args.input_format):
-        fmt, compression = infer_format(meta.path, args.input_format)
-        ranges.append(plan_ranges(meta.path, meta.size_in_bytes, fmt, compression, range_bytes=1 << 62)[0])
-    texts = sample_texts(ranges, InputSpec(args.text_field, args.id_field or None), args.sample_size)
+    files = [(meta.path, meta.size_in_bytes) for meta in match_inputs(tuple(args.input), args.input_format)]
+    ranges = sample_ranges(files, args.input_format, args.read_mb << 20)
+    progress = SampleProgress(sum(r.size for r in ranges))
+    print(f"Sampling {args.sample_size:,} documents from {progress.total_bytes / 1e6:.1f} MB of {sum(size for _, size in files) / 1e6:.1f} MB of input ({len(ranges):,} ranges)", flush=True)
+    with printing_every(progress.line):
+        texts = sample_texts(ranges, InputSpec(args.text_field, args.id_field or None), args.sample_size, progress)
     if not texts:
         raise ConfigError("the inputs hold no usable documents to train on")
-    write_bytes(args.output, train_sentencepiece(texts, args.vocab_size, args.extra_ids, args.threads))
-    print(f"Trained a {args.vocab_size}-piece SentencePiece model on {len(texts):,} documents: {args.output}")
+    started = time.monotonic()
+    with printing_every(lambda: f"  training on {len(texts):,} documents: {time.monotonic() - started:.0f} s"):
+        model = train_sentencepiece(texts, args.vocab_size, args.extra_ids, args.threads)
+    write_bytes(args.output, model)
+    pieces = piece_count(model)
+    fewer = f" (asked for {args.vocab_size:,}: the sample holds no more)" if pieces < args.vocab_size else ""
+    print(f"Trained a {pieces:,}-piece SentencePiece model{fewer} on {len(texts):,} documents: {args.output}")
     return 0
 
 
@@ -357,7 +363,8 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--output", required=True, metavar="MODEL", help="where to write the .model file (local or gs://).")
     train.add_argument("--vocab-size", type=_positive_int, default=32000, help="pieces in the model. Default: 32000.")
     train.add_argument("--extra-ids", type=int, default=DEFAULT_EXTRA_IDS, help=f"sentinels <extra_id_0..N-1> to reserve. Default: {DEFAULT_EXTRA_IDS}.")
-    train.add_argument("--sample-size", type=_positive_int, default=200_000, help="documents to train on (those with the smallest key hashes). Default: 200000.")
+    train.add_argument("--sample-size", type=_positive_int, default=200_000, help="documents to train on (those with the smallest key hashes among what --read-mb reads). Default: 200000.")
+    train.add_argument("--read-mb", type=_positive_int, default=1024, metavar="MB", help="read at most this much input to pick the sample from: 4 MiB ranges chosen by hash over all the inputs (all of it when it is smaller). Default: 1024.")
     train.add_argument("--threads", type=_positive_int, help="training threads. Default: all cores.")
     return parser
 
