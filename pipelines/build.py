@@ -30,10 +30,12 @@ from pipelines.verify import VerifyWritten
 from transforms.counters import COUNTERS, SumCounters
 from transforms.examples import MakeExamples
 from transforms.errors import ConfigError
+from transforms.extras import import_extra
 from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, Retention, code_version, utc_now
 from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import Objective
-from transforms.read import SPREAD, InputSpec, PlanRanges, ReadDocuments, infer_format
+from transforms.publish_guard import NotPublishable, refusal_line
+from transforms.read import KNOWN_SUFFIXES, SPREAD, InputSpec, PlanRanges, ReadDocuments, infer_format
 from transforms.storage import absolute, checksum, delete_tree, exists, has_files, is_remote, join, match, read_bytes, temporary_dir
 from transforms.tokenize import TokenizeDocuments
 from transforms.vocab import DEFAULT_EXTRA_IDS, Vocab
@@ -93,14 +95,40 @@ class BuildPlan:
         }
 
 
-def match_inputs(patterns: tuple[str, ...]) -> list:
-    """Every file the globs match, sorted by path; a glob that matches nothing is an error."""
+def _directory_glob(pattern: str) -> str | None:
+    """The glob for an `--input` naming a directory (`dir`, `dir/`: its files) or a tree (`dir/**`: every file under it); None for a plain glob."""
+    if pattern.endswith("/**"):
+        return pattern
+    if pattern.endswith("/") or (not is_remote(pattern) and os.path.isdir(pattern)):
+        return pattern.rstrip("/") + "/*"
+    return None
+
+
+def _known_format(path: str, input_format: str) -> bool:
+    try:
+        infer_format(path, input_format)
+    except ConfigError:
+        return False
+    return True
+
+
+def match_inputs(patterns: tuple[str, ...], input_format: str = "auto") -> list:
+    """Every file the globs match, sorted by path; a glob that matches nothing is an error.
+
+    A directory (or `dir/**`, recursively) stands for its files of a format
+    tokenmill reads (any file, with an `--input-format`), so a README or a
+    `_SUCCESS` marker beside the data is left out rather than failing the plan.
+    """
     files = {}
     for pattern in patterns:
-        matched = match(absolute(pattern))
-        if not matched:
+        directory = _directory_glob(pattern)
+        matched = match(absolute(directory or pattern))
+        metas = [m for m in matched if _known_format(m.path, input_format)] if directory else matched
+        if not metas and directory and matched:
+            raise ConfigError(f"--input {pattern!r} holds no file of a known format ({' '.join(KNOWN_SUFFIXES)}, maybe .gz/.zst); pass --input-format")
+        if not metas:
             raise ConfigError(f"--input {pattern!r} matched no files")
-        for meta in matched:
+        for meta in metas:
             files[meta.path] = meta
     return [files[p] for p in sorted(files)]
 
@@ -177,6 +205,7 @@ def check_stores(paths: list[tuple[str, str]], timeout: float = STORE_TIMEOUT_SE
     if not gcs:
         return
     flag, path = gcs[0]
+    import_extra("google.cloud.storage", f"{flag} {path}")
     emulator = os.environ.get("STORAGE_EMULATOR_HOST")
     endpoint = urllib.parse.urlsplit(emulator if emulator and "://" in emulator else f"http://{emulator}" if emulator else "https://storage.googleapis.com")
     port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
@@ -230,6 +259,8 @@ def resolve_vocab(config: BuildConfig, model_proto: bytes) -> Vocab:
 def plan_build(config: BuildConfig) -> BuildPlan:
     """Resolve everything the pipeline needs; raise `ConfigError` for anything that cannot work."""
     config.check()
+    if "array_record" in config.formats:
+        import_extra("array_record.python.array_record_module", "--formats array_record")
     check_stores([("--output", config.output), ("--tokenizer", config.tokenizer or ""), *(("--input", p) for p in config.inputs)])
     if not config.inputs:
         config = dataclasses.replace(config, inputs=(sample_corpus_path(),), input_format="jsonl")
@@ -244,7 +275,7 @@ def plan_build(config: BuildConfig) -> BuildPlan:
     objective = OBJECTIVES[config.objective].from_options(config.objective_options, vocab)
 
     with store_errors("--input", ", ".join(config.inputs)):
-        metas = match_inputs(config.inputs)
+        metas = match_inputs(config.inputs, config.input_format)
     for meta in metas:
         infer_format(meta.path, config.input_format)  # a file of unknown format fails here, not on a worker
     with ThreadPoolExecutor(PLAN_THREADS) as pool:
@@ -388,7 +419,7 @@ class BuildCorpus(beam.PTransform):
             pbegin
             | "Once" >> beam.Create([None])
             | "Publish" >> beam.ParDo(
-                Publish(plan.output, plan.version, plan.static_manifest(), plan.objective, self._retention),
+                Publish(plan.output, plan.version, plan.static_manifest(), plan.objective, self._retention, config.max_drop_fraction),
                 beam.pvalue.AsSingleton(counters),
                 beam.pvalue.AsList(shards),
                 beam.pvalue.AsList(errors),
@@ -405,7 +436,13 @@ def run_plan(plan: BuildPlan, beam_args=(), show_progress: bool = True, quiet: b
     """Run a planned build and wait; as `run_build`."""
     from runners.local import run
 
-    run(lambda p, progress_dir: p | BuildCorpus(plan, progress_dir, retention), beam_args, plan.input_bytes, show_progress, quiet)
+    try:
+        run(lambda p, progress_dir: p | BuildCorpus(plan, progress_dir, retention), beam_args, plan.input_bytes, show_progress, quiet)
+    except Exception as e:
+        refused = refusal_line(e)
+        if refused is None:
+            raise
+        raise NotPublishable(refused) from None
     manifest_path = join(plan.version_dir, MANIFEST)
     if not exists(manifest_path):
         return None, plan.version_dir

@@ -26,6 +26,7 @@ from runners.local import FREEZE_HEAP
 from transforms.objectives import BERT_OBJECTIVES as BERT
 from transforms.objectives import OBJECTIVES
 from transforms.errors import ConfigError
+from transforms.publish_guard import DEFAULT_MAX_DROP_FRACTION, NotPublishable
 from transforms.read import READ_FORMATS
 from transforms.vocab import DEFAULT_EXTRA_IDS
 from transforms.write import DEFAULT_FORMATS, FORMATS, TFRECORD_COMPRESSIONS
@@ -84,14 +85,15 @@ def _formats(text: str) -> tuple[str, ...]:
 
 def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("input")
-    data.add_argument("--input", action="append", default=[], metavar="GLOB", help="input files (repeatable; local paths or any Beam filesystem such as gs://). Default: the built-in sample corpus (Python's own docstrings).")
+    data.add_argument("--input", action="append", default=[], metavar="GLOB", help="input files: a glob, or a directory for its files of known formats (dir/** for every file under it); repeatable; local paths or any Beam filesystem such as gs://. Default: the built-in sample corpus (Python's own docstrings).")
     data.add_argument("--input-format", default="auto", choices=("auto",) + READ_FORMATS, help="jsonl (one JSON object a line), text (BERT format: one sentence a line, blank line between documents), parquet, or tfrecord (tf.train.Example with a bytes text feature); auto infers it from the extension. .gz and .zst are decompressed. Default: auto.")
     data.add_argument("--text-field", default="text", help="JSON field / Parquet column / Example feature holding the text. Default: text.")
     data.add_argument("--id-field", default="id", help="JSON field / Parquet column / Example feature holding a stable document id ('' for none: the doc key is then a hash of the text). Default: id.")
+    data.add_argument("--max-drop-fraction", type=_probability, default=DEFAULT_MAX_DROP_FRACTION, metavar="F", help="refuse to publish (one line naming the top drop reason and its fix; LATEST stays) when more than this share of the records is dropped; a build with an empty split is refused too. Default: 0.5.")
     data.add_argument("--max-document-bytes", type=_positive_int, default=8 << 20, help="documents larger than this are dead-lettered as document_too_large. Default: 8 MiB.")
 
     tok = parser.add_argument_group("tokenizer")
-    tok.add_argument("--tokenizer", metavar="MODEL", help="SentencePiece .model file. Default: a model trained on the sample corpus on first use (cached).")
+    tok.add_argument("--tokenizer", metavar="MODEL", help="SentencePiece .model file; required with --input (`tokenmill train-tokenizer` makes one). Default, for the sample corpus only: a model trained on it on first use (cached).")
     tok.add_argument("--extra-ids", type=int, metavar="N", help=f"number of <extra_id_k> sentinels (taken from the model or appended T5-style). Default: {DEFAULT_EXTRA_IDS}, or more if the objective needs more.")
 
     obj = parser.add_argument_group("objective")
@@ -105,7 +107,7 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
     obj.add_argument("--whole-word-mask", action="store_true", default=None, help="BERT: mask whole SentencePiece words.")
     obj.add_argument("--masking", choices=("static", "none"), help="BERT: static writes masked features; none writes unmasked sequences for on-the-fly masking. Default: static.")
     obj.add_argument("--inputs-length", type=_positive_int, help="T5 objectives: length of `inputs`. Default: 512.")
-    obj.add_argument("--targets-length", type=_positive_int, help="T5 objectives: length of `targets`. Default: 114 for span_corruption, inputs length for prefix_lm, 512 for ul2.")
+    obj.add_argument("--targets-length", type=_positive_int, help="T5 objectives: length of `targets`. Default: derived from the inputs length by T5's random_spans_helper: span_corruption's (114 at --inputs-length 512, 29 at 128), for ul2 the largest any denoiser needs (512 at 512, 127 at 128); the inputs length for prefix_lm.")
     obj.add_argument("--noise-density", type=_probability, help="span_corruption: share of noise tokens. Default: 0.15.")
     obj.add_argument("--mean-noise-span-length", type=float, help="span_corruption: mean noise span length. Default: 3.")
     obj.add_argument("--random-roll", action="store_true", default=None, help="span_corruption/ul2: rotate the noise mask by a random offset (T5's random_roll).")
@@ -133,6 +135,11 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> BuildConfig:
     """A `BuildConfig` from parsed flags; objective flags given to the wrong objective are errors."""
+    if args.input and not args.tokenizer:
+        raise ConfigError(
+            "--input needs --tokenizer MODEL: the sample corpus's tokenizer does not fit your data; "
+            "pass a SentencePiece model, or make one with `tokenmill train-tokenizer --input ... --output spm.model`"
+        )
     options = {dest: getattr(args, dest) for dest in OBJECTIVE_FLAGS if getattr(args, dest) is not None}
     for dest in options:
         if args.objective not in OBJECTIVE_FLAGS[dest]:
@@ -157,6 +164,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         read_range_mb=args.read_range_mb,
         extra_ids=args.extra_ids,
         version=args.version,
+        max_drop_fraction=args.max_drop_fraction,
         objective_options=options,
     )
 
@@ -285,19 +293,25 @@ def _add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _train_tokenizer(args: argparse.Namespace) -> int:
     from pipelines.build import match_inputs
-    from pipelines.tokenizer import sample_texts, train_sentencepiece
-    from transforms.read import InputSpec, infer_format, plan_ranges
+    from pipelines.tokenizer import SampleProgress, piece_count, printing_every, sample_ranges, sample_texts, train_sentencepiece
+    from transforms.read import InputSpec
     from transforms.storage import write_bytes
 
-    ranges = []
-    for meta in match_inputs(tuple(args.input)):
-        fmt, compression = infer_format(meta.path, args.input_format)
-        ranges.append(plan_ranges(meta.path, meta.size_in_bytes, fmt, compression, range_bytes=1 << 62)[0])
-    texts = sample_texts(ranges, InputSpec(args.text_field, args.id_field or None), args.sample_size)
+    files = [(meta.path, meta.size_in_bytes) for meta in match_inputs(tuple(args.input), args.input_format)]
+    ranges = sample_ranges(files, args.input_format, args.read_mb << 20)
+    progress = SampleProgress(sum(r.size for r in ranges))
+    print(f"Sampling {args.sample_size:,} documents from {progress.total_bytes / 1e6:.1f} MB of {sum(size for _, size in files) / 1e6:.1f} MB of input ({len(ranges):,} ranges)", flush=True)
+    with printing_every(progress.line):
+        texts = sample_texts(ranges, InputSpec(args.text_field, args.id_field or None), args.sample_size, progress)
     if not texts:
         raise ConfigError("the inputs hold no usable documents to train on")
-    write_bytes(args.output, train_sentencepiece(texts, args.vocab_size, args.extra_ids, args.threads))
-    print(f"Trained a {args.vocab_size}-piece SentencePiece model on {len(texts):,} documents: {args.output}")
+    started = time.monotonic()
+    with printing_every(lambda: f"  training on {len(texts):,} documents: {time.monotonic() - started:.0f} s"):
+        model = train_sentencepiece(texts, args.vocab_size, args.extra_ids, args.threads)
+    write_bytes(args.output, model)
+    pieces = piece_count(model)
+    fewer = f" (asked for {args.vocab_size:,}: the sample holds no more)" if pieces < args.vocab_size else ""
+    print(f"Trained a {pieces:,}-piece SentencePiece model{fewer} on {len(texts):,} documents: {args.output}")
     return 0
 
 
@@ -350,7 +364,8 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--output", required=True, metavar="MODEL", help="where to write the .model file (local or gs://).")
     train.add_argument("--vocab-size", type=_positive_int, default=32000, help="pieces in the model. Default: 32000.")
     train.add_argument("--extra-ids", type=int, default=DEFAULT_EXTRA_IDS, help=f"sentinels <extra_id_0..N-1> to reserve. Default: {DEFAULT_EXTRA_IDS}.")
-    train.add_argument("--sample-size", type=_positive_int, default=200_000, help="documents to train on (those with the smallest key hashes). Default: 200000.")
+    train.add_argument("--sample-size", type=_positive_int, default=200_000, help="documents to train on (those with the smallest key hashes among what --read-mb reads). Default: 200000.")
+    train.add_argument("--read-mb", type=_positive_int, default=1024, metavar="MB", help="read at most this much input to pick the sample from: 4 MiB ranges chosen by hash over all the inputs (all of it when it is smaller). Default: 1024.")
     train.add_argument("--threads", type=_positive_int, help="training threads. Default: all cores.")
     return parser
 
@@ -381,6 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"tokenmill: error: {e}", file=sys.stderr)
         return 2
+    except NotPublishable as e:
+        print(f"tokenmill: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import require
+from transforms.publish_guard import DEFAULT_MAX_DROP_FRACTION
 from transforms.read import READ_FORMATS
 from transforms.write import DEFAULT_FORMATS, FORMATS, TFRECORD_COMPRESSIONS
 
@@ -72,6 +73,7 @@ class BuildConfig:
     read_range_mb: int = 4
     extra_ids: int | None = None
     version: str | None = None
+    max_drop_fraction: float = DEFAULT_MAX_DROP_FRACTION
     objective_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def check(self) -> None:
@@ -89,6 +91,7 @@ class BuildConfig:
         require(self.max_document_bytes >= 1, f"--max-document-bytes must be positive, got {self.max_document_bytes}")
         require(self.read_range_mb >= 1, f"--read-range-mb must be positive, got {self.read_range_mb}")
         require(self.extra_ids is None or self.extra_ids >= 0, f"--extra-ids must be >= 0, got {self.extra_ids}")
+        require(0.0 <= self.max_drop_fraction <= 1.0, f"--max-drop-fraction must be in [0, 1], got {self.max_drop_fraction}")
         require(0 <= self.seed < 2**63, f"--seed must be a non-negative integer below 2**63, got {self.seed}")
         require(
             self.version is None or (self.version and "/" not in self.version and not self.version.startswith(".")),
@@ -115,12 +118,12 @@ class BuildConfig:
         """The general settings that shape the output.
 
         Left out: where it goes, the version name, how the input is split for
-        reading (it cannot change the output), and what is fingerprinted by
+        reading (it cannot change the output), when to refuse to publish, and what is fingerprinted by
         content or resolved elsewhere (inputs, tokenizer, the objective's own
         parameters, the bucket count).
         """
         fields = dataclasses.asdict(self)
-        for name in ("inputs", "output", "version", "tokenizer", "objective_options", "num_buckets", "read_range_mb"):
+        for name in ("inputs", "output", "version", "tokenizer", "objective_options", "num_buckets", "read_range_mb", "max_drop_fraction"):
             fields.pop(name)
         fields["formats"] = list(self.formats)
         return fields

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import heapq
 import io
 import os
-from typing import Iterable, Sequence
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, Sequence
 
 from transforms.keys import hash64
-from transforms.read import DeadLetter, ReadRange, read_range
-from transforms.storage import open_raw
+from transforms.read import DeadLetter, ReadRange, infer_format, open_for, parquet_row_groups, plan_ranges, read_range
 from transforms.vocab import APPENDED_ORDER, DEFAULT_EXTRA_IDS, sentinel_piece
 
 
@@ -49,19 +53,96 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int, extra_ids: int = 
     return model.getvalue()
 
 
-def sample_texts(ranges: Sequence[ReadRange], spec, size: int) -> list[str]:
-    """A deterministic sample of `size` documents: those with the smallest key hashes.
+SAMPLE_RANGE_BYTES = 4 << 20
+READ_THREADS = 8  # ranges read at once: reads and decompression leave the GIL
+PROGRESS_EVERY_S = 2.0
 
-    Independent of file order and of how the input is split into files.
+
+def sample_ranges(files: Sequence[tuple[str, int]], input_format: str, read_bytes: int) -> list[ReadRange]:
+    """The ranges a sample reads: all of them while the input fits `read_bytes`, else ranges picked by a hash of (path, start) up to it.
+
+    Picking by hash spreads a bounded read over the whole input (not the first
+    files), the same way on every run.
+    """
+    ranges = []
+    for path, size in files:
+        fmt, compression = infer_format(path, input_format)
+        groups = parquet_row_groups(path) if fmt == "parquet" else None
+        ranges += plan_ranges(path, size, fmt, compression, SAMPLE_RANGE_BYTES, groups)
+    if sum(r.size for r in ranges) <= read_bytes:
+        return ranges
+    picked, total = [], 0
+    for rng in sorted(ranges, key=lambda r: hash64(f"{r.path}:{r.start}".encode("utf-8"))):
+        if total >= read_bytes:
+            break
+        picked.append(rng)
+        total += rng.size
+    return sorted(picked, key=lambda r: (r.path, r.start))
+
+
+@dataclasses.dataclass
+class SampleProgress:
+    """What a sample has read so far, for a progress line."""
+
+    total_bytes: int
+    bytes_read: int = 0
+    documents: int = 0
+
+    def line(self) -> str:
+        return f"  reading: {self.bytes_read / 1e6:.1f} of {self.total_bytes / 1e6:.1f} MB, {self.documents:,} documents"
+
+
+def sample_texts(ranges: Sequence[ReadRange], spec, size: int, progress: SampleProgress | None = None, threads: int = READ_THREADS) -> list[str]:
+    """A deterministic sample of `size` documents of `ranges`: those with the smallest key hashes.
+
+    Independent of file order, of how the input is split into files and of
+    the order the ranges are read in (several at a time).
     """
     heap: list[tuple[int, str]] = []
-    for rng in ranges:
-        for item in read_range(rng, open_raw, spec):
+    lock = threading.Lock()
+    progress = progress or SampleProgress(sum(r.size for r in ranges))
+
+    def read(rng: ReadRange) -> None:
+        for item in read_range(rng, open_for(rng), spec):
             if isinstance(item, DeadLetter):
                 continue
             entry = (-hash64(item.key.encode("utf-8")), item.text)
-            if len(heap) < size:
-                heapq.heappush(heap, entry)
-            elif entry > heap[0]:
-                heapq.heapreplace(heap, entry)
+            with lock:
+                progress.documents += 1
+                if len(heap) < size:
+                    heapq.heappush(heap, entry)
+                elif entry > heap[0]:
+                    heapq.heapreplace(heap, entry)
+        with lock:
+            progress.bytes_read += rng.size
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(read, ranges))
     return [text for _, text in sorted(heap, reverse=True)]
+
+
+@contextlib.contextmanager
+def printing_every(line: Callable[[], str], stream=None, every: float = PROGRESS_EVERY_S) -> Iterator[None]:
+    """Print `line()` every `every` seconds while the block runs, and once at its end."""
+    stream = stream or sys.stdout
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.wait(every):
+            print(line(), file=stream, flush=True)
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        ticker.join()
+    print(line(), file=stream, flush=True)
+
+
+def piece_count(model_proto: bytes) -> int:
+    """The pieces a trained model really has: with `hard_vocab_limit` off, fewer than asked when the sample holds no more."""
+    import sentencepiece as spm
+
+    return spm.SentencePieceProcessor(model_proto=model_proto).get_piece_size()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from readers.records import CorruptShard, ProcessLocalHandles
+from transforms.extras import import_extra
 
 RANDOM_ACCESS = "readahead_buffer_size:0,max_parallelism:0"  # what ArrayRecord's docs give for reads by index
 _COUNT_BATCH = 1024
@@ -19,10 +20,9 @@ _COUNT_BATCH = 1024
 
 def open_reader(path: str, expected: int | None = None, options: str = RANDOM_ACCESS):
     """An `ArrayRecordReader` on `path`, its footer read; `expected` is the record count the manifest gives."""
-    from array_record.python.array_record_module import ArrayRecordReader
-
+    module = import_extra("array_record.python.array_record_module", "reading an .array_record shard")
     try:
-        reader = ArrayRecordReader(path, options)
+        reader = module.ArrayRecordReader(path, options)
     except (RuntimeError, ValueError, OSError) as e:
         raise CorruptShard(path, 0, f"not an ArrayRecord file ({e})") from None
     if not reader.ok():

@@ -23,9 +23,10 @@ import numpy as np
 from readers.array_record import ArrayRecordFiles
 from readers.manifest import Corpus
 from readers.partition import INDEX_SHUFFLE, examples_per_rank, seed_for
+from readers.records import ParquetFiles, decode_examples
+from transforms.extras import import_extra
 
 FOREVER = 1 << 30  # the epochs of num_epochs=None (Grain ranges are lazy)
-from readers.records import ParquetFiles, decode_examples
 
 
 class SplitSource:
@@ -104,7 +105,7 @@ def grain_dataset(
     `dtype` (e.g. `np.int64`, what PyTorch code takes) casts the integer
     features; by default they stay int32. Shapes stay static.
     """
-    import grain
+    grain = import_extra("grain", "readers.grain")
     from grain.experimental import index_shuffle
 
     if process_index is None or process_count is None:

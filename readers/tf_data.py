@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from readers.manifest import Corpus
+from transforms.extras import import_extra
 from readers.partition import WINDOW_ORDER, plan, rng_for
 
 
@@ -57,8 +58,7 @@ def tf_dataset(
     with `drop_remainder` (the default), have fully defined shapes, as TPUs
     need. Records come in the plan's order, the same on every run.
     """
-    import tensorflow as tf
-
+    tf = import_extra("tensorflow", "readers.tf_data")
     if input_context is not None:
         if num_hosts is not None or host_index is not None:
             raise ValueError("pass input_context or num_hosts/host_index, not both")

@@ -28,6 +28,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions, StandardOptions, TypeOptions
 
 from transforms.progress import read_totals
+from transforms.publish_guard import refusal_line
 
 FREEZE_HEAP = "runners.freeze_heap"
 LOCAL_RUNNERS = {"DirectRunner", "FnApiRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner", "PrismRunner"}
@@ -259,8 +260,8 @@ def run(
                 printer.start()
             result = pipeline.run()
             result.wait_until_finish()
-    except BaseException:
-        if log_path and os.path.exists(log_path):
+    except BaseException as e:
+        if log_path and os.path.exists(log_path) and refusal_line(e) is None:  # a refused publish says why in one line
             with open(log_path, encoding="utf-8", errors="replace") as f:
                 tail = f.read()[-20000:]
             print(f"Beam log (last part; full log in {log_path}):\n{tail}", file=sys.stderr)

@@ -22,6 +22,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, 
 
 from runners.local import is_dask, is_local, runner_kind
 from transforms.errors import ConfigError
+from transforms.extras import import_extra
 
 
 def check_remote_runner(inputs: Sequence[str], output: str, beam_args: Sequence[str], shared_filesystem: bool = False) -> None:
@@ -41,6 +42,8 @@ def check_remote_runner(inputs: Sequence[str], output: str, beam_args: Sequence[
             raise ConfigError(f"--runner DaskRunner needs Dask: pip install 'tokenmill[dask]' ({e})") from e
         shared_filesystem = shared_filesystem or shares_this_machine(options)
     runner = options.view_as(StandardOptions).runner
+    if runner_kind(options) == "dataflow":
+        import_extra("google.cloud.storage", "--runner DataflowRunner")
     if runner_kind(options) == "dataflow" and not (options.view_as(SetupOptions).setup_file or options.view_as(WorkerOptions).sdk_container_image):
         raise ConfigError(
             "Dataflow workers need tokenmill installed: pass --setup_file ./setup.py (from a tokenmill checkout) "

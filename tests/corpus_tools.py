@@ -18,13 +18,21 @@ TWO_PROCESSES = ["--direct_num_workers=2", "--direct_running_mode=multi_processi
 
 
 def run_cli(*args: str) -> tuple[int, str]:
-    """`tokenmill ARGS` in this process; returns the exit code (also of argparse's exits) and what it printed."""
-    from pipelines.cli import main
+    """`tokenmill ARGS` in this process; returns the exit code (also of argparse's exits) and what it printed.
 
+    A build or rebuild of an `--input` without `--tokenizer` (an error for users) gets the sample
+    tokenizer: the tests' corpora are made of sample documents.
+    """
+    from pipelines.cli import main
+    from pipelines.sample import sample_tokenizer_path
+
+    args = [str(a) for a in args]
+    if args[:1] in (["build"], ["rebuild"]) and any(a.split("=")[0] == "--input" for a in args) and not any(a.split("=")[0] == "--tokenizer" for a in args):
+        args += ["--tokenizer", sample_tokenizer_path()]
     out = io.StringIO()
     with redirect_stdout(out):
         try:
-            code = main([str(a) for a in args])
+            code = main(args)
         except SystemExit as e:
             code = e.code
     return code, out.getvalue()

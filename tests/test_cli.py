@@ -63,7 +63,7 @@ def test_train_tokenizer_reserves_every_special_token(tmp_path, sample_corpus_pa
 
     model = tmp_path / "tiny.model"
     code, printed = run_cli("train-tokenizer", "--input", sample_corpus_path, "--output", model, "--vocab-size", 1000, "--sample-size", 800, "--extra-ids", 20)
-    assert code == 0 and str(model) in printed
+    assert code == 0 and printed.endswith(f"Trained a 1,000-piece SentencePiece model on 800 documents: {model}\n")
     vocab = Vocab.from_model_proto(model.read_bytes(), extra_ids=20)
     assert vocab.size == vocab.model_size  # nothing had to be appended
     assert (vocab.pad, vocab.eos) == (0, 1)
@@ -84,3 +84,36 @@ def test_build_prints_progress_and_a_summary(tmp_path, sample_corpus_path):
     manifest = json.loads((tmp_path / "out" / "versions" / latest / "manifest.json").read_text())
     assert os.path.normpath(printed.strip().rsplit("Output: ", 1)[1]) == str(tmp_path / "out" / "versions" / latest)
     assert manifest["counters"]["documents_used"] > 0
+
+
+def test_input_without_tokenizer_names_both_remedies(tmp_path, capsys, sample_corpus_path):
+    """The sample tokenizer stays the default for the sample corpus only: it would silently mis-tokenize a user's data."""
+    from pipelines.cli import main
+
+    for command in ("build", "rebuild"):
+        code = main([command, "--input", sample_corpus_path, "--output", str(tmp_path / "out"), *IN_MEMORY])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert "--tokenizer" in err and "tokenmill train-tokenizer" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_tokenizer_reads_a_bounded_sample_shows_progress_and_says_the_real_size(tmp_path, sample_docs):
+    """--read-mb 1 of four ~0.6 MB files reads two of them; a vocabulary the sample cannot fill is reported as it came out."""
+    import sentencepiece as spm
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    quarter = len(sample_docs) // 4
+    for i in range(4):
+        (inputs / f"part-{i}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in sample_docs[i * quarter : (i + 1) * quarter]))
+    model = tmp_path / "spm.model"
+    code, printed = run_cli("train-tokenizer", "--input", inputs, "--output", model, "--vocab-size", 60000, "--read-mb", 1, "--extra-ids", 20)
+    assert code == 0, printed
+    lines = printed.splitlines()
+    read_line = next(line for line in lines if line.startswith("  reading:"))
+    documents = int(read_line.rsplit(", ", 1)[1].split()[0].replace(",", ""))
+    assert quarter <= documents < 3 * quarter, read_line
+    assert any(line.startswith("  training on ") for line in lines)
+    pieces = spm.SentencePieceProcessor(model_file=str(model)).get_piece_size()
+    assert pieces < 60000 and lines[-1] == f"Trained a {pieces:,}-piece SentencePiece model (asked for 60,000: the sample holds no more) on {documents:,} documents: {model}"

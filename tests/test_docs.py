@@ -3,12 +3,16 @@
 Every fenced `python`, `sh` or `bash` block of README.md and docs/**/*.md runs,
 the blocks of one page in order in a fresh directory, unless the line before
 the fence is `<!-- docs-test: skip (reason) -->` (docs/contributing-docs.md).
+They run in a venv made by the README's install line alone, not in the test
+venv with every extra, so a page needing a package that line does not give fails.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -25,6 +29,8 @@ MARKER = "<!-- docs-test"
 SKIP = re.compile(r"<!-- docs-test: skip \((?P<reason>[^()]*\w[^()]*)\) -->")
 FENCE = re.compile(r"(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<lang>[\w+-]*)(?:\s.*)?")
 BLOCK_TIMEOUT_S = 300
+INSTALL_TIMEOUT_S = 3600
+INSTALL_LINE = re.compile(r"pip install -e '\.\[all\]'")
 
 
 @dataclasses.dataclass
@@ -64,36 +70,75 @@ def parse_page(text: str) -> tuple[list[Block], list[str]]:
     return blocks, problems
 
 
-def run_block(block: Block, cwd: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+def run_block(block: Block, cwd: str, env: dict[str, str], python: str) -> subprocess.CompletedProcess:
     if block.lang == "python":
         script = os.path.join(cwd, f".docs-block-{block.line}.py")
         with open(script, "w", encoding="utf-8") as f:
             f.write(block.code)
-        command = [sys.executable, script]
+        command = [python, script]
     else:
         command = ["bash", "-e", "-o", "pipefail", "-c", block.code]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S)
 
 
-def snippet_env() -> dict[str, str]:
-    """`tokenmill` and `python` from this test's environment, this checkout first on the path, the session's cache."""
-    env = dict(os.environ)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+def snippet_env(python: str) -> dict[str, str]:
+    """`tokenmill` and `python` from the venv of `python`, this checkout first on the path, the session's cache."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONHOME"}
+    env["VIRTUAL_ENV"] = os.path.dirname(os.path.dirname(python))
+    env["PATH"] = os.path.dirname(python) + os.pathsep + env.get("PATH", "")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
     return env
 
 
+def readme_install_line() -> str:
+    """The README's one install line (a skipped block: the docs venv below is what runs it)."""
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        blocks, _ = parse_page(f.read())
+    (line,) = [b.code.strip() for b in blocks if b.skip and INSTALL_LINE.fullmatch(b.code.strip())]
+    return line
+
+
+@pytest.fixture(scope="session")
+def docs_python() -> str:
+    """The python of a fresh venv made by the README's install line alone, run in this checkout.
+
+    Made once per setup.py, install line and Python version, under the user's
+    cache (a few minutes, mostly the frameworks' wheels; then reused by every
+    session and worktree of this machine); a lock keeps two sessions from
+    making it at once, and a marker written last from using a half-made one.
+    """
+    with open(os.path.join(REPO, "setup.py"), "rb") as f:
+        setup_py = f.read()
+    line = readme_install_line()
+    key = hashlib.sha256(setup_py + line.encode() + sys.version.encode()).hexdigest()[:16]
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    venv = os.path.join(cache, "tokenmill-docs-venv", key)
+    python, made = os.path.join(venv, "bin", "python"), os.path.join(venv, ".made-by-the-readme-install-line")
+    os.makedirs(os.path.dirname(venv), exist_ok=True)
+    with open(f"{venv}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(made):
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+            env = snippet_env(python)
+            env.pop("PYTHONPATH")
+            result = subprocess.run(["bash", "-e", "-c", line], cwd=REPO, env=env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
+            assert result.returncode == 0, f"the README's install line failed in a fresh venv:\n{result.stderr[-3000:]}"
+            open(made, "w").close()
+    return python
+
+
 @pytest.mark.parametrize("page", PAGES)
-def test_the_snippets_of_a_page_run(page, tmp_path, sample_corpus_path, tokenizer_path):
+def test_the_snippets_of_a_page_run(page, tmp_path, sample_corpus_path, tokenizer_path, docs_python):
     """The sample corpus and tokenizer fixtures fill the session's cache ($TOKENMILL_CACHE) once for every page."""
     with open(os.path.join(REPO, page), encoding="utf-8") as f:
         blocks, problems = parse_page(f.read())
     assert problems == [], f"{page}: {problems}"
-    env = snippet_env()
+    env = snippet_env(docs_python)
     for block in blocks:
         if block.lang not in RUNNABLE or block.skip:
             continue
-        result = run_block(block, str(tmp_path), env)
+        result = run_block(block, str(tmp_path), env, docs_python)
         assert result.returncode == 0, (
             f"{page}, the ```{block.lang} block at line {block.line} exited {result.returncode}\n"
             f"--- block\n{block.code}--- stdout (end)\n{result.stdout[-3000:]}\n--- stderr (end)\n{result.stderr[-3000:]}"
@@ -122,7 +167,7 @@ def test_the_readme_quick_start_runs_and_only_the_make_commands_are_skipped():
         blocks, _ = parse_page(f.read())
     run = [b.code for b in blocks if b.lang in RUNNABLE and not b.skip]
     skipped = [b.code.strip() for b in blocks if b.skip]
-    assert skipped == ["make sample", "make test"]
+    assert skipped == ["make sample", "make test", readme_install_line()]
     assert sum("tokenmill build" in code for code in run) == 3
 
 

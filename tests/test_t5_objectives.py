@@ -409,3 +409,28 @@ def test_decoder_only_prefix_lm_ends_every_document_with_eos(vocab):
     expected = np.concatenate([np.append(doc[0], vocab.eos) for doc in docs])
     np.testing.assert_array_equal(stream, expected)
     assert np.array_equal(np.flatnonzero(stream == vocab.eos) + 1, np.cumsum(lengths + 1))
+
+
+def test_ul2_targets_length_follows_the_inputs_length(batch, vocab):
+    """SPEC §2 ul2: T defaults to the largest targets the helper gives any denoiser for I (not 512 at every I).
+
+    At I = 128 that is 127; the density-0.5 denoisers then fill their targets
+    (the R-denoisers' short targets pad by design).
+    """
+    objective = UL2.from_options({"inputs_length": 128}, vocab)
+    largest = max(
+        (128 - 1) if d.prefix_lm else random_spans_helper(128, d.density, d.mean_span, 1, 0)[1] for d in DEFAULT_DENOISERS
+    )
+    assert abs(objective.targets_length - largest) <= 1 and objective.schema.features[1].length == objective.targets_length
+    examples = build(objective, batch, seed=3)
+    denoiser = examples.features["denoiser"][:, 0]
+    targets = examples.features["targets"]
+    for index, d in enumerate(DEFAULT_DENOISERS):
+        if d.density == 0.5:
+            rows = targets[denoiser == index]
+            padding = (rows == vocab.pad).mean()
+            assert rows.shape[0] > 100 and padding <= 0.10, (d.describe(), padding)
+
+
+def test_span_corruption_targets_length_follows_the_inputs_length(vocab):
+    assert SpanCorruption.from_options({"inputs_length": 128}, vocab).targets_length == random_spans_helper(128, 0.15, 3)[1] == 29

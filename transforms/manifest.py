@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 import apache_beam as beam
 
 from transforms.objectives.base import Objective
+from transforms.publish_guard import DEFAULT_MAX_DROP_FRACTION, NotPublishable, refusal
 from transforms.storage import delete_files, delete_tree, exists, has_files, join, match, read_text, temporary_dir, write_atomically
 from transforms.write import shard_name
 
@@ -222,6 +223,19 @@ class IncompleteVersion(RuntimeError):
     """The shards handed to Publish are not every shard the config makes; nothing is published."""
 
 
+def _first_dead_letter(version_dir: str, reason: str) -> dict | None:
+    """The first line of `errors/<reason>.jsonl`, parsed; None if there is none."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    path = join(version_dir, "errors", f"{reason}.jsonl")
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        line = f.readline()
+    return json.loads(line) if line.strip() else None
+
+
 class Publish(beam.DoFn):
     """Write `manifest.json` once everything else is written and verified, move `LATEST`, then prune.
 
@@ -230,15 +244,26 @@ class Publish(beam.DoFn):
     own temporaries go through it too, so it is deleted again at the end and
     a published version holds only what its manifest lists.
 
-    `retention` None (a plain `build`) deletes no version.
+    `retention` None (a plain `build`) deletes no version. First of all the
+    publish guard (`transforms.publish_guard`) may refuse the version: then
+    nothing is published and `LATEST` stays where it was.
     """
 
-    def __init__(self, output: str, version: str, static: Mapping[str, Any], objective: Objective, retention: Retention | None = None):
+    def __init__(
+        self,
+        output: str,
+        version: str,
+        static: Mapping[str, Any],
+        objective: Objective,
+        retention: Retention | None = None,
+        max_drop_fraction: float = DEFAULT_MAX_DROP_FRACTION,
+    ):
         self._output = output
         self._version = version
         self._static = dict(static)
         self._objective = objective
         self._retention = retention
+        self._max_drop_fraction = max_drop_fraction
 
     def process(self, unused, counters, shards, errors):
         missing = sorted(expected_shard_paths(self._static) - {s["path"] for s in shards})
@@ -246,8 +271,14 @@ class Publish(beam.DoFn):
             raise IncompleteVersion(f"{len(missing)} shards were not written, e.g. {missing[0]}; not publishing {self._version}")
         version_dir = join(self._output, VERSIONS, self._version)
         temporary = temporary_dir(version_dir)
-        delete_tree(temporary)
         manifest = assemble(self._static, self._objective, counters, shards, errors, utc_now())
+        refused = refusal(manifest, self._max_drop_fraction, lambda reason: _first_dead_letter(version_dir, reason))
+        if refused:
+            for split in manifest["config"]["num_shards_by_split"]:
+                delete_tree(join(version_dir, split))
+            delete_tree(temporary)
+            raise NotPublishable(f"not publishing {self._version}: {refused}")
+        delete_tree(temporary)
         write_atomically(join(version_dir, MANIFEST), temporary, [dumps(manifest)])
         write_atomically(join(self._output, LATEST), temporary, [f"{self._version}\n".encode()])
         delete_tree(temporary)

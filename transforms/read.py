@@ -44,6 +44,7 @@ _FORMAT_SUFFIXES = {
     ".tfrecord": "tfrecord",
     ".tfrecords": "tfrecord",
 }
+KNOWN_SUFFIXES = tuple(sorted(set(_FORMAT_SUFFIXES)))
 
 # Dead-letter reasons.
 INVALID_UTF8 = "invalid_utf8"
@@ -371,8 +372,8 @@ def _protobuf_fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
         yield field, wire, value
 
 
-def example_features(record: bytes, names: set[str]) -> dict[str, tuple[str, list]]:
-    """The named features of a serialized `tf.train.Example`: name -> (kind, values).
+def example_features(record: bytes, names: set[str] | None) -> dict[str, tuple[str, list]]:
+    """The named features (None: every feature) of a serialized `tf.train.Example`: name -> (kind, values).
 
     kind is "bytes" (values are bytes), "int64" (ints) or "float" (left undecoded).
     """
@@ -389,7 +390,7 @@ def example_features(record: bytes, names: set[str]) -> dict[str, tuple[str, lis
                     name = v.decode("utf-8")
                 elif f == 2:
                     feature = v
-            if name not in names:
+            if names is not None and name not in names:
                 continue
             kind, values = "bytes", []
             for f, _, v in _protobuf_fields(feature):

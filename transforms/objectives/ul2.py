@@ -51,7 +51,6 @@ from transforms.objectives.t5 import (
 )
 from transforms.vocab import MODE_TOKENS, NLG, NLU, S2S, Vocab
 
-DEFAULT_TARGETS_LENGTH = 512
 FLAG = "--ul2-denoisers"
 
 
@@ -147,7 +146,7 @@ class UL2(Objective):
         self,
         vocab: Vocab,
         inputs_length: int = DEFAULT_INPUTS_LENGTH,
-        targets_length: int = DEFAULT_TARGETS_LENGTH,
+        targets_length: int | None = None,
         denoisers: Sequence[Denoiser] = DEFAULT_DENOISERS,
         mode_tokens: bool = True,
         random_roll: bool = False,
@@ -155,6 +154,8 @@ class UL2(Objective):
         super().__init__(vocab)
         self.denoisers = tuple(denoisers)
         self.sizes = denoiser_sizes(self.denoisers, inputs_length, mode_tokens, random_roll)
+        if targets_length is None:  # SPEC §2 ul2: the largest targets any denoiser gives at this inputs length
+            targets_length = max(s.targets_length for s in self.sizes)
         for d, s in zip(self.denoisers, self.sizes):
             require(
                 targets_length >= s.targets_length,
@@ -187,7 +188,7 @@ class UL2(Objective):
         spec = options.get("ul2_denoisers")
         return {
             "inputs_length": int(option(options, "inputs_length", DEFAULT_INPUTS_LENGTH)),
-            "targets_length": int(option(options, "targets_length", DEFAULT_TARGETS_LENGTH)),
+            "targets_length": options.get("targets_length"),
             "denoisers": DEFAULT_DENOISERS if spec is None else parse_denoisers(spec),
             "mode_tokens": bool(option(options, "mode_tokens", True)),
             "random_roll": bool(option(options, "random_roll", False)),
