@@ -71,6 +71,7 @@ class BuildConfig:
     max_document_bytes: int = 8 << 20
     read_range_mb: int = 4
     extra_ids: int | None = None
+    special_tokens: Mapping[str, str] = dataclasses.field(default_factory=dict)  # role -> token text, from --pad-token ...
     version: str | None = None
     objective_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -123,4 +124,6 @@ class BuildConfig:
         for name in ("inputs", "output", "version", "tokenizer", "objective_options", "num_buckets", "read_range_mb"):
             fields.pop(name)
         fields["formats"] = list(self.formats)
+        if not fields["special_tokens"]:
+            fields.pop("special_tokens")
         return fields

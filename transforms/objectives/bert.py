@@ -35,7 +35,9 @@ Choices where SPEC and BERT leave room:
 - `truncate_seq_pair` is computed in closed form: the longer side loses a token
   (B on a tie, as BERT's master) until the pair fits, and each lost token comes
   from the front or the back with probability 1/2.
-- Whole words: a word starts at a piece with `Vocab.starts_word` or right after
+- Whole words: a word starts where the encoding's pre-tokenizer word starts
+  (a `tokenizers` file: the documents carry `word_starts`), else at a piece
+  with `Vocab.starts_word` (SentencePiece's `▁`), or right after
   `[CLS]`/`[SEP]`; `[CLS]`/`[SEP]` are never part of a word.
 - `dupe_factor` k: as BERT, which calls `create_instances_from_document` once
   per copy, each copy builds its own instances (target lengths, A|B splits,
@@ -86,8 +88,12 @@ def mask_tokens(
     masked_lm_prob: float,
     max_predictions: int,
     whole_word_mask: bool = False,
+    word_starts: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """BERT's masked-LM predictions for a batch of rows [N, L].
+
+    Whole words start where `word_starts` [N, L] says (from the encoding),
+    else at ids `vocab.starts_word` marks.
 
     Returns the masked `input_ids` [N, L] and `masked_lm_positions`,
     `masked_lm_ids`, `masked_lm_weights` [N, max_predictions] (positions
@@ -113,7 +119,8 @@ def mask_tokens(
         ids = input_ids[rows, :width]
         candidate = (np.arange(width) < real_length[rows, None]) & (ids != vocab.cls) & (ids != vocab.sep)
         if whole_word_mask:
-            word_start = _word_starts(ids, candidate, vocab.starts_word)
+            starts = vocab.starts_word[ids] if word_starts is None else word_starts[rows, :width]
+            word_start = _word_starts(candidate, starts)
             picked = _choose_whole_words(candidate, word_start, budget[rows], max_predictions, rng)
         else:
             picked = _choose_tokens(candidate, budget[rows], max_predictions, rng)
@@ -184,11 +191,11 @@ def _choose_tokens(
     return chosen
 
 
-def _word_starts(input_ids: np.ndarray, candidate: np.ndarray, starts_word: np.ndarray) -> np.ndarray:
-    """Where whole words start: a candidate with a word-start piece, or the first candidate after [CLS]/[SEP]."""
+def _word_starts(candidate: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Where whole words start: a candidate that starts a word, or the first candidate after [CLS]/[SEP]."""
     after_candidate = np.zeros_like(candidate)
     after_candidate[:, 1:] = candidate[:, :-1]
-    return candidate & (starts_word[input_ids] | ~after_candidate)
+    return candidate & (starts | ~after_candidate)
 
 
 def _choose_whole_words(
@@ -332,10 +339,13 @@ def pack_full_sentences(
     input_ids[:, 0] = vocab.cls
     input_ids[np.arange(num_rows), lengths - 1] = vocab.sep
     input_mask = _below(lengths, seq_len)
-    return Instances(
-        {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": np.zeros_like(input_ids)},
-        {"sentences_split": sentences_split},
-    )
+    features = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": np.zeros_like(input_ids)}
+    if docs.word_starts is not None:
+        stream_starts = np.ones(stream.shape[0], dtype=bool)
+        stream_starts[gather_ranges(token_start, token_start + np.diff(docs.sentence_offsets))] = docs.word_starts
+        features["word_starts"] = np.ones((num_rows, seq_len), dtype=bool)
+        features["word_starts"].reshape(-1)[gather_ranges(row_start, row_start + lengths - 2)] = stream_starts[gather_ranges(piece[:, 0], piece[:, 1])]
+    return Instances(features, {"sentences_split": sentences_split})
 
 
 def _below(lengths: np.ndarray, seq_len: int) -> np.ndarray:
@@ -443,13 +453,20 @@ def sentence_pairs(
     input_mask = _below(length_a + length_b + 3, seq_len)
     segment_ids = _below(length_a + 2, seq_len)
     np.subtract(input_mask, segment_ids, out=segment_ids)
+    features = {
+        "input_ids": input_ids,
+        "input_mask": input_mask,
+        "segment_ids": segment_ids,
+        "next_sentence_labels": label.astype(np.int32)[:, None],
+    }
+    if docs.word_starts is not None:
+        starts = np.ones((num_rows, seq_len), dtype=bool)
+        flat_starts = starts.reshape(-1)
+        flat_starts[gather_ranges(row_base + 1, b_base - 1)] = docs.word_starts[gather_ranges(a_lo, a_hi)]
+        flat_starts[gather_ranges(b_base, b_base + length_b)] = docs.word_starts[gather_ranges(b_lo, b_hi)]
+        features["word_starts"] = starts
     return Instances(
-        {
-            "input_ids": input_ids,
-            "input_mask": input_mask,
-            "segment_ids": segment_ids,
-            "next_sentence_labels": label.astype(np.int32)[:, None],
-        },
+        features,
         {
             "next_sentence_label_1": int(label.sum()),
             "truncated_tokens": int(cut_a.sum() + cut_b.sum()),
@@ -566,6 +583,10 @@ class _BertObjective(Objective):
             "masking": self.masking,
         }
 
+    @property
+    def needs_word_starts(self) -> bool:
+        return self.whole_word_mask
+
     @abc.abstractmethod
     def instances(self, docs: DocBatch, rng: np.random.Generator) -> Instances:
         """The unmasked rows of a bucket."""
@@ -590,6 +611,7 @@ class _BertObjective(Objective):
                     self.masked_lm_prob,
                     self.max_predictions,
                     self.whole_word_mask,
+                    features.get("word_starts"),
                 )
                 features = {**features, **masked}
                 counters["masked_positions"] += int(masked["masked_lm_weights"].sum())
