@@ -21,6 +21,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from transforms.tokenizer.base import TokenizerError
+from transforms.tokenizer.sentencepiece_model import WORD_START, SentencePieceTokenizer
+
 CLS, SEP, MASK = "[CLS]", "[SEP]", "[MASK]"
 NLU, NLG, S2S = "[NLU]", "[NLG]", "[S2S]"
 APPENDED_ORDER = (CLS, SEP, MASK, NLU, NLG, S2S)
@@ -29,7 +32,6 @@ APPENDED_ROLES = ("pad", "eos", "cls", "sep", "mask", "nlu", "nlg", "s2s")  # th
 MODE_TOKENS = (NLU, NLG, S2S)
 T5_EXTRA_IDS = 100
 DEFAULT_EXTRA_IDS = T5_EXTRA_IDS
-WORD_START = "\u2581"
 
 
 def sentinel_piece(k: int) -> str:
@@ -117,14 +119,10 @@ class Vocab:
 
     @classmethod
     def from_model_proto(cls, model_proto: bytes, extra_ids: int = DEFAULT_EXTRA_IDS) -> "Vocab":
-        from transforms.tokenizer.sentencepiece_model import SentencePieceTokenizer
-
         return cls.from_tokenizer(SentencePieceTokenizer.from_bytes(model_proto), extra_ids)
 
     @classmethod
     def from_processor(cls, sp, extra_ids: int = DEFAULT_EXTRA_IDS) -> "Vocab":
-        from transforms.tokenizer.sentencepiece_model import SentencePieceTokenizer
-
         return cls.from_tokenizer(SentencePieceTokenizer(sp), extra_ids)
 
     @classmethod
@@ -134,8 +132,6 @@ class Vocab:
         A named token the tokenizer does not define is a `TokenizerError`:
         naming a token means the user expects the model's own id.
         """
-        from transforms.tokenizer.base import TokenizerError
-
         model_size = tokenizer.model_size
         chosen: dict[str, int] = dict(tokenizer.own_roles())
         for role, (token, source) in (named or {}).items():

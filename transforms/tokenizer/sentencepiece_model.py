@@ -7,7 +7,8 @@ import itertools
 import numpy as np
 
 from transforms.tokenizer.base import Tokenizer, TokenizerError
-from transforms.vocab import WORD_START
+
+WORD_START = "\u2581"  # SentencePiece's mark of a piece that begins a word
 
 _SHORT_TEXT_CHARS = 500  # below this average length, SentencePiece's lists beat its arrays (measured: sentences ~80 chars, documents ~3,500)
 
