@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Airflow pins its dependencies tightly: the nightly DAG (runners/airflow/) is tested in a venv of its own (tests/test_airflow_dag.py).
+# Airflow pins its dependencies tightly: the nightly DAG (deploy/airflow/) is tested in a venv of its own (tests/test_airflow_dag.py).
 AIRFLOW_VENV := .venv-airflow
 # The benchmark measures the plain install (what `make sample` users have), not the test extras.
 BENCH_VENV := .venv-bench
@@ -23,10 +23,10 @@ $(VENV)/.installed-test: setup.py $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-$(AIRFLOW_VENV)/.installed: runners/airflow/requirements.txt
+$(AIRFLOW_VENV)/.installed: deploy/airflow/requirements.txt
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_VENV)/bin/pip install --quiet --upgrade pip
-	$(AIRFLOW_VENV)/bin/pip install --quiet -r runners/airflow/requirements.txt
+	$(AIRFLOW_VENV)/bin/pip install --quiet -r deploy/airflow/requirements.txt
 	touch $@
 
 sample: $(VENV)/.installed

@@ -2,7 +2,7 @@
 
 from setuptools import find_packages, setup
 
-PACKAGES = ("pipelines", "transforms", "schemas", "runners", "readers")
+PACKAGES = ("pipelines", "transforms", "schemas", "runners", "readers", "deploy")
 
 setup(
     name="tokenmill",
@@ -12,7 +12,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=[p for name in PACKAGES for p in (name, f"{name}.*")]),
-    package_data={"runners": ["flex_template/*"]},
+    package_data={"deploy": ["flex_template/*"]},
     install_requires=[
         "apache-beam>=2.77,<2.78",
         "sentencepiece>=0.2.1,<0.3",

@@ -62,7 +62,8 @@ def write_seconds(version_dir: str, workdir: str) -> dict[str, float]:
     """Seconds to write the train split's records as TFRecord and as ArrayRecord files, in this process (no build around it)."""
     from readers.records import iter_records
     from transforms.codec import frame_tfrecords
-    from transforms.write import temporary_dir, write_array_record, write_atomically
+    from transforms.storage import temporary_dir, write_atomically
+    from transforms.write import write_array_record
 
     shards = sorted(glob.glob(os.path.join(version_dir, "train", "*.tfrecord")))
     records = [list(iter_records(path)) for path in shards]

@@ -4,7 +4,7 @@
     torchrun --nproc_per_node 2 examples/torch_gpt2_clm.py OUT
 
 The model's vocabulary and context come from the manifest; the packed rows'
-`segment_ids` become a block-diagonal causal mask (`readers.masks`) and
+`segment_ids` become a block-diagonal causal mask (`readers.attention_masks`) and
 `positions` the position ids, so a row of several documents trains like the
 documents apart. The first token of a document is not predicted from the
 document before it.
@@ -17,7 +17,7 @@ import sys
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from readers.manifest import Corpus
-from readers.masks import document_causal_mask
+from readers.attention_masks import document_causal_mask
 from readers.torch import TokenmillDataset
 from train_loop import start, train
 

@@ -23,22 +23,22 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 from pipelines.config import BuildConfig, members_per_group
 from pipelines.sample import cache_dir, sample_corpus_path, sample_tokenizer_path
 from pipelines.verify import VerifyWritten
 from transforms.counters import COUNTERS, SumCounters
 from transforms.examples import MakeExamples
-from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, Retention, code_version, delete_tree, has_files, utc_now
+from transforms.errors import ConfigError
+from transforms.manifest import FORMAT_VERSION, MANIFEST, VERSIONS, Publish, Retention, code_version, utc_now
 from transforms.objectives import OBJECTIVES
-from transforms.objectives.base import ConfigError, Objective
+from transforms.objectives.base import Objective
 from transforms.read import SPREAD, InputSpec, PlanRanges, ReadDocuments, infer_format
+from transforms.storage import absolute, checksum, delete_tree, exists, has_files, is_remote, join, match, read_bytes, temporary_dir, write_bytes
 from transforms.tokenize import TokenizeDocuments
 from transforms.tokenizer import TokenizerError, TokenizerFiles, read_tokenizer_files
 from transforms.vocab import DEFAULT_EXTRA_IDS, Vocab
-from transforms.write import SortDeadLetters, WriteDeadLetters, WriteEmptyShards, WriteShard, join, key_by_window, temporary_dir
+from transforms.write import SortDeadLetters, WriteDeadLetters, WriteEmptyShards, WriteShard, key_by_window
 
 
 PLAN_THREADS = 16  # files hashed, or object-store requests made, at once while planning
@@ -93,32 +93,14 @@ class BuildPlan:
         }
 
 
-def _is_remote(path: str) -> bool:
-    return "://" in path
-
-
-def _absolute(path: str) -> str:
-    return path if _is_remote(path) else os.path.abspath(path)
-
-
-def read_bytes(path: str) -> bytes:
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return f.read()
-
-
-def write_bytes(path: str, data: bytes) -> None:
-    with FileSystems.create(_absolute(path), compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        f.write(data)
-
-
 def match_inputs(patterns: tuple[str, ...]) -> list:
     """Every file the globs match, sorted by path; a glob that matches nothing is an error."""
     files = {}
     for pattern in patterns:
-        result = FileSystems.match([_absolute(pattern)])[0]
-        if not result.metadata_list:
+        matched = match(absolute(pattern))
+        if not matched:
             raise ConfigError(f"--input {pattern!r} matched no files")
-        for meta in result.metadata_list:
+        for meta in matched:
             files[meta.path] = meta
     return [files[p] for p in sorted(files)]
 
@@ -130,8 +112,8 @@ def fingerprint_file(meta, known: Mapping[str, dict] | None = None) -> dict[str,
     keeps the sha256 recorded there rather than being read again.
     """
     entry: dict[str, Any] = {"path": meta.path, "size": meta.size_in_bytes}
-    if _is_remote(meta.path):
-        entry["checksum"] = FileSystems.checksum(meta.path)
+    if is_remote(meta.path):
+        entry["checksum"] = checksum(meta.path)
         entry["last_updated"] = meta.last_updated_in_seconds
         return entry
     mtime_ns = os.stat(meta.path).st_mtime_ns
@@ -150,7 +132,7 @@ def fingerprint_file(meta, known: Mapping[str, dict] | None = None) -> dict[str,
 
 def input_hashes_path(patterns: tuple[str, ...]) -> str:
     """Where the sha256s of the local files some `--input` globs matched are kept, on this machine, for the next plan of the same globs."""
-    name = hashlib.sha256(json.dumps(sorted(_absolute(p) for p in patterns)).encode()).hexdigest()[:16]
+    name = hashlib.sha256(json.dumps(sorted(absolute(p) for p in patterns)).encode()).hexdigest()[:16]
     return os.path.join(cache_dir(), "input-hashes", f"{name}.json")
 
 
@@ -228,7 +210,7 @@ def store_errors(flag: str, path: str):
     except ConfigError:
         raise
     except Exception as e:
-        if not _is_remote(path):
+        if not is_remote(path):
             raise
         raise ConfigError(f"{flag} {path}: {_cause(e)}") from e
 
@@ -249,14 +231,14 @@ def resolve_vocab(config: BuildConfig, tokenizer: TokenizerFiles) -> Vocab:
 
 def read_tokenizer(path: str) -> TokenizerFiles:
     """The `--tokenizer` files, kind told from the content; a one-line `ConfigError` for anything else."""
-    local = not _is_remote(path)
+    local = not is_remote(path)
     try:
         with store_errors("--tokenizer", path):
             return read_tokenizer_files(
-                _absolute(path),
+                absolute(path),
                 read_bytes,
-                lambda p: FileSystems.exists(p),
-                lambda p: os.path.isdir(p) if local else FileSystems.exists(join(p, "tokenizer.json")),
+                exists,
+                lambda p: os.path.isdir(p) if local else exists(join(p, "tokenizer.json")),
             )
     except TokenizerError as e:
         raise ConfigError(f"--tokenizer {path} {e}") from None
@@ -311,7 +293,7 @@ def plan_build(config: BuildConfig) -> BuildPlan:
         ).encode()
     ).hexdigest()
     started_at = utc_now()
-    output = _absolute(config.output)
+    output = absolute(config.output)
     with store_errors("--output", output):
         version = config.version or _unused_version_name(output, f"{started_at.replace('-', '').replace(':', '')}-{fingerprint[:8]}")
     plan = BuildPlan(
@@ -332,7 +314,7 @@ def plan_build(config: BuildConfig) -> BuildPlan:
         started_at=started_at,
     )
     with store_errors("--output", output):
-        if FileSystems.exists(join(plan.version_dir, MANIFEST)):
+        if exists(join(plan.version_dir, MANIFEST)):
             raise ConfigError(f"version {version!r} already exists in {output}; pass another --version")
         delete_tree(plan.version_dir)  # an incomplete leftover of the same name (a failed run of this --version)
     return plan
@@ -449,6 +431,6 @@ def run_plan(plan: BuildPlan, beam_args=(), show_progress: bool = True, quiet: b
     write_tokenizer_copy(plan)
     run(lambda p, progress_dir: p | BuildCorpus(plan, progress_dir, retention), beam_args, plan.input_bytes, show_progress, quiet)
     manifest_path = join(plan.version_dir, MANIFEST)
-    if not FileSystems.exists(manifest_path):
+    if not exists(manifest_path):
         return None, plan.version_dir
     return json.loads(read_bytes(manifest_path)), plan.version_dir

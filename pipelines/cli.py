@@ -25,7 +25,7 @@ from pipelines.rebuild import DEFAULT_KEEP
 from runners.local import FREEZE_HEAP
 from transforms.objectives import BERT_OBJECTIVES as BERT
 from transforms.objectives import OBJECTIVES
-from transforms.objectives.base import ConfigError
+from transforms.errors import ConfigError
 from transforms.read import READ_FORMATS
 from transforms.vocab import DEFAULT_EXTRA_IDS
 from transforms.write import DEFAULT_FORMATS, FORMATS, TFRECORD_COMPRESSIONS
@@ -188,7 +188,7 @@ def _launch_config(args: argparse.Namespace, beam_args: list[str], parser: argpa
     """The build's config, once the Beam flags are known and the runner can run it."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from runners.dataflow import check_runner
+    from runners.remote import check_remote_runner
     from runners.local import is_dask, unknown_beam_args
 
     ours = [o for action in parser._actions for o in action.option_strings]  # noqa: SLF001
@@ -196,7 +196,7 @@ def _launch_config(args: argparse.Namespace, beam_args: list[str], parser: argpa
     if unknown:
         parser.error(f"unrecognised arguments (neither tokenmill nor Beam options): {' '.join(unknown)}")
     config = config_from_args(args)
-    check_runner(config, beam_args, args.shared_filesystem)
+    check_remote_runner(config.inputs, config.output, beam_args, args.shared_filesystem)
     options = PipelineOptions(beam_args)
     if is_dask(options):
         from runners.dask import check_scheduler
@@ -292,9 +292,10 @@ def _add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_tokenizer(args: argparse.Namespace) -> int:
-    from pipelines.build import match_inputs, write_bytes
+    from pipelines.build import match_inputs
     from pipelines.tokenizer import sample_texts, train_sentencepiece
     from transforms.read import InputSpec, infer_format, plan_ranges
+    from transforms.storage import write_bytes
 
     ranges = []
     for meta in match_inputs(tuple(args.input)):

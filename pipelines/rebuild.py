@@ -24,7 +24,7 @@ from pipelines.build import BuildPlan, plan_build, run_plan
 from pipelines.config import BuildConfig
 from pipelines.verify import VerifyVersion, listing_problems
 from transforms.manifest import VERSIONS, Retention, read_latest, read_manifest
-from transforms.write import join
+from transforms.storage import join
 
 DEFAULT_KEEP = 3
 

@@ -8,7 +8,8 @@ import os
 from typing import Iterable, Sequence
 
 from transforms.keys import hash64
-from transforms.read import DeadLetter, ReadRange, open_raw, read_range
+from transforms.read import DeadLetter, ReadRange, read_range
+from transforms.storage import open_raw
 from transforms.vocab import APPENDED_ORDER, DEFAULT_EXTRA_IDS, sentinel_piece
 
 

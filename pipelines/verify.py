@@ -20,12 +20,10 @@ import zlib
 from typing import Any, Mapping
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 from transforms.codec import BrokenFraming, scan_frames
 from transforms.manifest import LATEST, MANIFEST, VERSIONS, expected_shard_paths, read_latest, read_manifest
-from transforms.write import join
+from transforms.storage import exists, is_remote, join, match, open_raw
 
 _BLOCK = 4 << 20
 
@@ -83,15 +81,11 @@ class _Gunzip:
         self._frames.close()
 
 
-def _open(path: str):
-    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-
-
 def _parquet_rows(path: str) -> tuple[int | None, str | None]:
     import pyarrow.parquet as pq
 
     try:
-        with _open(path) as f:
+        with open_raw(path) as f:
             return pq.ParquetFile(f).metadata.num_rows, None
     except Exception as e:  # noqa: BLE001 — any failure to read the footer is the finding
         return None, f"the Parquet footer cannot be read: {e}"
@@ -105,10 +99,10 @@ def _array_record_rows(path: str) -> tuple[int | None, str | None]:
     from readers.array_record import count_records
 
     try:
-        if "://" not in path:
+        if not is_remote(path):
             return count_records(path), None
         with tempfile.NamedTemporaryFile(suffix=".array_record") as local:
-            with _open(path) as f:
+            with open_raw(path) as f:
                 shutil.copyfileobj(f, local, _BLOCK)
             local.flush()
             return count_records(local.name), None
@@ -120,13 +114,13 @@ def check_file(version_dir: str, entry: Mapping[str, Any], compression: str = "n
     """Everything wrong with one file the manifest lists (a shard, a dead-letter file, the tokenizer's copy); [] if nothing."""
     name = entry["path"]
     path = join(version_dir, name)
-    if not FileSystems.exists(path):
+    if not exists(path):
         return [f"{name}: missing"]
     kind = entry.get("format", "errors")
     frames = TFRecordFrames() if kind == "tfrecord" else None
     stream = _Gunzip(frames) if frames and compression == "gzip" else frames
     digest, size, lines = hashlib.sha256(), 0, 0
-    with _open(path) as f:
+    with open_raw(path) as f:
         while block := f.read(_BLOCK):
             digest.update(block)
             size += len(block)
@@ -157,7 +151,7 @@ def check_file(version_dir: str, entry: Mapping[str, Any], compression: str = "n
 
 def listing_problems(version_dir: str, manifest: Mapping[str, Any]) -> list[str]:
     """What one listing shows is wrong: files of the manifest missing or of another size (no file is read)."""
-    sizes = {m.path: m.size_in_bytes for m in FileSystems.match([join(version_dir, "**")])[0].metadata_list}
+    sizes = {m.path: m.size_in_bytes for m in match(join(version_dir, "**"))}
     problems = []
     for entry in _files(manifest):
         size = sizes.get(join(version_dir, entry["path"]))
@@ -171,7 +165,7 @@ def listing_problems(version_dir: str, manifest: Mapping[str, Any]) -> list[str]
 def stored_files(version_dir: str) -> set[str]:
     """Every file under `version_dir`, relative to it, from one listing."""
     prefix = join(version_dir, "")
-    return {m.path[len(prefix) :] for m in FileSystems.match([prefix + "**"])[0].metadata_list}
+    return {m.path[len(prefix) :] for m in match(prefix + "**")}
 
 
 def _files(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -204,13 +198,13 @@ class Report:
 def resolve_version(path: str) -> tuple[str, list[str]]:
     """The version directory `path` means (itself, or the one its LATEST names) and any problem finding it."""
     path = path.rstrip("/")
-    if FileSystems.exists(join(path, MANIFEST)):
+    if exists(join(path, MANIFEST)):
         return path, []
     latest = read_latest(path)
     if latest is None:
         return path, [f"{path} holds neither {MANIFEST} nor {LATEST}: not a tokenmill output or version"]
     version_dir = join(path, VERSIONS, latest)
-    if not FileSystems.exists(join(version_dir, MANIFEST)):
+    if not exists(join(version_dir, MANIFEST)):
         return version_dir, [f"{LATEST} names {latest}, which has no {MANIFEST} (an incomplete version)"]
     return version_dir, []
 

@@ -107,7 +107,7 @@ class DynamicMasking:
         self.whole_word_mask = bool(params["whole_word_mask"])
 
     def __call__(self, example: dict[str, np.ndarray], seed: int, epoch: int, split_index: int) -> dict[str, np.ndarray]:
-        from transforms.objectives.bert import mask_tokens
+        from transforms.objectives.bert_masking import mask_tokens
 
         masked = mask_tokens(
             example["input_ids"][None],

@@ -46,7 +46,7 @@ from apache_beam.runners.dask.overrides import _GroupAlsoByWindow, _Reshuffle, d
 from apache_beam.runners.dask.transform_evaluator import TRANSLATIONS, DaskBagOp, Flatten, NoOp, OneReceiver, get_windowed_value
 from apache_beam.transforms.sideinputs import SideInputMap
 
-from transforms.objectives.base import ConfigError
+from transforms.errors import ConfigError
 
 DaskOptions = beam_dask.DaskOptions
 PARTITIONS_PER_THREAD = 4

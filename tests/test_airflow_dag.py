@@ -8,7 +8,7 @@ import subprocess
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AIRFLOW_PYTHON = os.path.join(REPO, ".venv-airflow", "bin", "python")
-DAG_FOLDER = os.path.join(REPO, "runners", "airflow")
+DAG_FOLDER = os.path.join(REPO, "deploy", "airflow")
 
 SETTINGS = {
     "project": "my-project",
@@ -66,6 +66,6 @@ def test_dagbag_loads_the_nightly_rebuild_dag(tmp_path):
         "parameters": SETTINGS["parameters"],
         "environment": SETTINGS["environment"],
     }
-    with open(os.path.join(REPO, "runners", "flex_template", "metadata.json"), encoding="utf-8") as f:
+    with open(os.path.join(REPO, "deploy", "flex_template", "metadata.json"), encoding="utf-8") as f:
         template_parameters = {p["name"] for p in json.load(f)["parameters"]}
     assert set(launch["parameters"]) <= template_parameters

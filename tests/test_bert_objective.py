@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from transforms.documents import DocBatch
-from transforms.objectives.base import ConfigError
-from transforms.objectives.bert import MaskedLM, MaskedLMNextSentence, MaskedLMSentenceOrder, mask_tokens, truncated_pair_lengths
+from transforms.errors import ConfigError
+from transforms.objectives.bert import MaskedLM, MaskedLMNextSentence, MaskedLMSentenceOrder, truncated_pair_lengths
+from transforms.objectives.bert_masking import mask_tokens
 
 OBJECTIVES = {cls.name: cls for cls in (MaskedLM, MaskedLMNextSentence, MaskedLMSentenceOrder)}
 PAIRS = ("mlm_nsp", "mlm_sop")

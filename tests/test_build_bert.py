@@ -77,7 +77,7 @@ def test_nsp_parquet_holds_the_same_rows(nsp):
 
 def test_unmasked_rows_can_be_masked_by_the_trainer(tmp_path, sample_corpus_path):
     """--masking none writes plain sequences; the exported masker, fed from the manifest, masks them on the fly."""
-    from transforms.objectives.bert import mask_tokens
+    from transforms.objectives.bert_masking import mask_tokens
     from transforms.vocab import Vocab
 
     manifest, version_dir = build(tmp_path, "--objective", "mlm", "--seq-len", SEQ_LEN, "--masking", "none", "--num-shards", 2, "--input", sample_corpus_path)

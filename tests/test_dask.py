@@ -15,10 +15,9 @@ import psutil
 import pytest
 
 from corpus_tools import IN_MEMORY, assert_identical_shards, build, run_cli, temporaries
-from pipelines.config import BuildConfig
-from runners.dataflow import check_runner
+from runners.remote import check_remote_runner
 from test_bad_input import MAX_BYTES, damaged_tree  # noqa: F401 — the bad-input corpus, as a fixture
-from transforms.objectives.base import ConfigError
+from transforms.errors import ConfigError
 
 SETTINGS = {
     "clm": ["--seq-len", "64", "--compression", "gzip"],
@@ -194,14 +193,14 @@ REMOTE = ["--runner", "DaskRunner", "--dask_client_address", "tcp://10.0.0.5:878
 
 
 def test_local_paths_need_workers_on_this_machine_or_a_shared_filesystem():
-    local_paths = BuildConfig(inputs=("data/*.jsonl",), output="corpus")
+    local_paths = (("data/*.jsonl",), "corpus")
     with pytest.raises(ConfigError, match="cannot reach this machine's disk.*--shared-filesystem"):
-        check_runner(local_paths, REMOTE)
-    check_runner(local_paths, REMOTE, shared_filesystem=True)
-    check_runner(local_paths, ["--runner", "DaskRunner", "--dask_client_address", "tcp://127.0.0.1:8786"])
-    check_runner(local_paths, ["--runner", "DaskRunner", "--dask_client_address=localhost:8786"])
-    check_runner(local_paths, ["--runner", "DaskRunner"])  # no scheduler named: Beam starts a cluster on this machine
-    check_runner(BuildConfig(inputs=("gs://bucket/raw/*.jsonl",), output="gs://bucket/corpus"), REMOTE)
+        check_remote_runner(*local_paths, REMOTE)
+    check_remote_runner(*local_paths, REMOTE, shared_filesystem=True)
+    check_remote_runner(*local_paths, ["--runner", "DaskRunner", "--dask_client_address", "tcp://127.0.0.1:8786"])
+    check_remote_runner(*local_paths, ["--runner", "DaskRunner", "--dask_client_address=localhost:8786"])
+    check_remote_runner(*local_paths, ["--runner", "DaskRunner"])  # no scheduler named: Beam starts a cluster on this machine
+    check_remote_runner(("gs://bucket/raw/*.jsonl",), "gs://bucket/corpus", REMOTE)
 
 
 def test_the_cli_takes_dask_flags_and_the_shared_filesystem_switch(capsys, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from corpus_tools import IN_MEMORY, run_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TEMPLATE = os.path.join(REPO, "runners", "flex_template")
+TEMPLATE = os.path.join(REPO, "deploy", "flex_template")
 DATAFLOW = ["--runner", "DataflowRunner", "--project", "tokenmill-test", "--region", "us-central1", "--temp_location", "gs://tokenmill-test/tmp"]
 
 
@@ -33,19 +33,19 @@ def test_template_metadata_names_every_build_flag_and_keep():
     names = {p["name"] for p in committed_metadata()["parameters"]}
     flags = {a.option_strings[0] for a in subparser("build")._actions if a.option_strings and a.option_strings[0] != "-h"}  # noqa: SLF001
     expected = {flag[2:].replace("-", "_") for flag in flags} | {"keep"}
-    assert expected - names == set(), "build flags missing from runners/flex_template/metadata.json"
+    assert expected - names == set(), "build flags missing from deploy/flex_template/metadata.json"
     assert names - expected == set()
     required = {p["name"] for p in committed_metadata()["parameters"] if not p["isOptional"]}
     assert required == {"input", "output"}
 
 
 def test_committed_metadata_is_generated_from_the_cli():
-    result = subprocess.run([sys.executable, "-m", "runners.template"], cwd=REPO, capture_output=True, text=True, check=True)
-    assert json.loads(result.stdout) == committed_metadata(), "regenerate: python -m runners.template > runners/flex_template/metadata.json"
+    result = subprocess.run([sys.executable, "-m", "deploy.template"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == committed_metadata(), "regenerate: python -m deploy.template > deploy/flex_template/metadata.json"
 
 
 def test_template_parameters_become_the_rebuild_command_line():
-    from runners.template import template_argv
+    from deploy.template import template_argv
 
     argv = [
         "--input=gs://b/a/*.jsonl,gs://b/b/*.jsonl", "--input_format=jsonl", "--seq_len=2048", "--whole_word_mask=false",
@@ -60,7 +60,7 @@ def test_template_parameters_become_the_rebuild_command_line():
 
 
 def test_the_template_launcher_translates_the_rebuild_for_dataflow(tmp_path, sample_corpus_path, tokenizer_path):
-    """runners/flex_template/main.py as the launcher runs it: a script, `--name=value` parameters, Dataflow options."""
+    """deploy/flex_template/main.py as the launcher runs it: a script, `--name=value` parameters, Dataflow options."""
     params = [f"--input={sample_corpus_path}", f"--tokenizer={tokenizer_path}", f"--output={tmp_path / 'out'}", "--seq_len=128", "--num_shards=4", "--no_progress=true"]
     dataflow = [f"{DATAFLOW[i]}={DATAFLOW[i + 1]}" for i in range(2, len(DATAFLOW), 2)]  # the runner is implied
     result = subprocess.run(

@@ -15,7 +15,7 @@ def loaded_after(statement: str) -> set[str]:
 
 def test_objectives_schemas_and_readers_import_without_beam_or_tensorflow():
     modules = loaded_after(
-        "import schemas, transforms.objectives, transforms.objectives.bert, transforms.codec, transforms.vocab, readers.manifest"
+        "import schemas, transforms.objectives, transforms.objectives.bert_masking, transforms.codec, transforms.vocab, readers.manifest"
     )
     assert "apache_beam" not in modules and "tensorflow" not in modules
 

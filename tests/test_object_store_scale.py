@@ -31,7 +31,7 @@ def test_temporaries_are_deleted_in_batches_of_a_hundred(gcs):
     """
     from google.cloud import storage
 
-    from transforms.manifest import delete_tree
+    from transforms.storage import delete_tree
 
     url, traffic = gcs
     bucket = storage.Client.create_anonymous_client().bucket(BUCKET)
@@ -109,7 +109,8 @@ def test_a_read_range_downloads_its_own_bytes(gcs, sample_docs):
     """Beam's reader fetches 16 MiB at each open: the four ranges of this 4.7 MB file downloaded 14.0 MB, now 4.9."""
     import json
 
-    from transforms.read import InputSpec, Document, open_for, open_raw, plan_ranges, read_range
+    from transforms.read import InputSpec, Document, open_for, plan_ranges, read_range
+    from transforms.storage import open_raw
 
     url, traffic = gcs
     data = "".join(json.dumps({**d, "id": f"{d['id']}-{copy}"}) + "\n" for copy in range(2) for d in sample_docs).encode()

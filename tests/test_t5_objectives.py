@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from transforms.documents import DocBatch
-from transforms.objectives.base import ConfigError
+from transforms.errors import ConfigError
 from transforms.objectives.t5 import (
     PrefixLM,
     SpanCorruption,

@@ -109,11 +109,11 @@ def test_gzip_tfrecords_are_checked_inside_the_compression(tmp_path, corpus, tok
 
 def test_a_shard_damaged_after_writing_stops_the_build_before_it_publishes(tmp_path, corpus, tokenizer_path, monkeypatch):
     """Storage that loses a byte between write and publish: the build fails, LATEST stays where it was."""
-    import transforms.write
+    import transforms.storage
 
     output = tmp_path / "out"
     _, first = build(output, "--input", corpus, "--tokenizer", tokenizer_path, "--seq-len", 64, "--num-shards", 2)
-    commit = transforms.write.AtomicFile.commit
+    commit = transforms.storage.AtomicFile.commit
 
     def commit_then_damage(self):
         written = commit(self)
@@ -121,7 +121,7 @@ def test_a_shard_damaged_after_writing_stops_the_build_before_it_publishes(tmp_p
             flip_byte(type(output)(self.path))
         return written
 
-    monkeypatch.setattr(transforms.write.AtomicFile, "commit", commit_then_damage)
+    monkeypatch.setattr(transforms.storage.AtomicFile, "commit", commit_then_damage)
     with pytest.raises(Exception, match=r"train/clm-0000\d-of-00002\.tfrecord: sha256 .* \[while running 'BuildCorpus/VerifyShards'\]"):
         run_cli("build", "--output", output, "--input", corpus, "--tokenizer", tokenizer_path, "--seq-len", 64, "--num-shards", 2, "--seed", 1, "--no-progress", *IN_MEMORY)
     assert (output / "LATEST").read_text().strip() == os.path.basename(first)

@@ -22,7 +22,8 @@ from typing import Any, Mapping, Sequence
 import apache_beam as beam
 
 from transforms.objectives.base import Objective
-from transforms.write import join, shard_name, temporary_dir, write_atomically
+from transforms.storage import delete_files, delete_tree, exists, has_files, join, match, read_text, temporary_dir, write_atomically
+from transforms.write import shard_name
 
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
@@ -122,25 +123,15 @@ def expected_shard_paths(manifest: Mapping[str, Any]) -> set[str]:
     }
 
 
-def _read_text(path: str) -> str | None:
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
-    if not FileSystems.exists(path):
-        return None
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return f.read().decode("utf-8")
-
-
 def read_latest(output: str) -> str | None:
     """The version `OUT/LATEST` names, or None before the first publish."""
-    text = _read_text(join(output, LATEST))
+    text = read_text(join(output, LATEST))
     return text.strip() if text else None
 
 
 def read_manifest(version_dir: str) -> dict[str, Any] | None:
     """A version's manifest, or None while the version is incomplete."""
-    text = _read_text(join(version_dir, MANIFEST))
+    text = read_text(join(version_dir, MANIFEST))
     return json.loads(text) if text is not None else None
 
 
@@ -170,11 +161,9 @@ class VersionDir:
 
 def scan_versions(output: str) -> list[VersionDir]:
     """Every version directory under `output`, from one listing of its files (local or object store)."""
-    from apache_beam.io.filesystems import FileSystems
-
     prefix = join(output, VERSIONS, "")
     files: dict[str, list] = {}
-    for meta in FileSystems.match([prefix + "**"])[0].metadata_list:
+    for meta in match(prefix + "**"):
         name, _, rest = meta.path[len(prefix) :].partition("/")
         files.setdefault(name, []).append((rest, meta.last_updated_in_seconds))
     versions = []
@@ -192,33 +181,6 @@ def versions_to_delete(versions: Sequence[VersionDir], latest: str | None, curre
     return sorted(name for name in doomed if name not in (latest, current))
 
 
-def has_files(directory: str) -> bool:
-    """Whether any file is stored under `directory`, from a listing that stops at the first file.
-
-    `FileSystems.exists` cannot tell: an object store has no directories, so
-    on `gs://` it is false for every prefix, whatever the prefix holds.
-    """
-    from apache_beam.io.filesystems import FileSystems
-
-    return bool(FileSystems.match([join(directory, "**")], limits=[1])[0].metadata_list)
-
-
-def delete_tree(directory: str) -> None:
-    """Delete everything under `directory`.
-
-    A path with a trailing '/' is a prefix to Beam's object stores: GCS lists
-    it and deletes in batches of 100 objects a request. A list of paths would
-    cost a lookup and a one-object batch each (hours for the transit files of
-    a large build). A local directory is removed as a tree.
-    """
-    from apache_beam.io.filesystems import FileSystems
-
-    if "://" in directory:
-        FileSystems.delete([join(directory, "")])
-    elif FileSystems.exists(directory):
-        FileSystems.delete([directory])
-
-
 def prune_versions(output: str, retention: Retention, current: str) -> list[str]:
     """Apply `retention` under `output`; return the names of the versions it removed.
 
@@ -226,13 +188,11 @@ def prune_versions(output: str, retention: Retention, current: str) -> list[str]
     incomplete version (which readers ignore and the next rebuild removes),
     never a "complete" one with files missing.
     """
-    from apache_beam.io.filesystems import FileSystems
-
     doomed = versions_to_delete(scan_versions(output), read_latest(output), current, retention)
     for name in doomed:
         version_dir = join(output, VERSIONS, name)
-        if FileSystems.exists(join(version_dir, MANIFEST)):
-            FileSystems.delete([join(version_dir, MANIFEST)])
+        if exists(join(version_dir, MANIFEST)):
+            delete_files([join(version_dir, MANIFEST)])
         delete_tree(version_dir)
     return doomed
 

@@ -28,8 +28,9 @@ import apache_beam as beam
 
 from transforms.codec import BrokenFraming, read_varint, scan_frames
 from transforms.counters import emit_counters
-from transforms.objectives.base import ConfigError
+from transforms.errors import ConfigError
 from transforms.progress import ProgressFile
+from transforms.storage import open_raw
 
 READ_FORMATS = ("jsonl", "text", "parquet", "tfrecord")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
@@ -61,7 +62,6 @@ NO_TOKENS = "no_tokens"
 
 _BLOCK = 1 << 20
 _RANGE_SLACK = 64 << 10  # read past a range's end: the rest of its last line, in the same request
-_MAX_READ_BUFFER = 16 << 20  # Beam's own GCS read buffer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -570,22 +570,6 @@ def read_range(rng: ReadRange, open_file: Callable[[str], Any], spec: InputSpec)
             yield item
         else:
             yield parse(rng.path, item[0], item[1], spec)
-
-
-def open_raw(path: str, fetch_bytes: int | None = None):
-    """Open through Beam's FileSystems, without Beam's own decompression (we detect truncation ourselves).
-
-    `fetch_bytes`: how much to download at a time, for a caller that reads
-    a known part of the file. Beam's GCS reader fetches 16 MiB at every open
-    and seek, so a 4 MiB range would download 16 MiB (or all the rest of the file).
-    """
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
-    if fetch_bytes is not None and path.startswith("gs://"):
-        gcs = FileSystems.get_filesystem(path)._gcsIO()  # noqa: SLF001 — the one way to size the read buffer
-        return gcs.open(path, "r", read_buffer_size=max(1, min(fetch_bytes, _MAX_READ_BUFFER)))
-    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
 def open_for(rng: ReadRange) -> Callable[[str], Any]:

@@ -96,7 +96,7 @@ class Stored:
         return sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for _, dtype, shape, _, _ in self._arrays)
 
     def unpack(self):
-        from transforms.read import open_raw
+        from transforms.storage import open_raw
 
         # Fetch exactly its bytes: Beam's GCS reader fetches 16 MiB (or the rest of the file) at every open.
         with open_raw(self._path, self.nbytes) as f:
@@ -155,8 +155,7 @@ def store(directory: str, parts: Iterable[tuple[Hashable, ArrayBundle]]) -> list
     Each part is compressed and written before the next is taken, so a long
     iterable of parts (a merged run) never waits in memory whole.
     """
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
+    from transforms.storage import create_raw
 
     path = f"{directory.rstrip('/')}/{TRANSIT_PREFIX}{uuid.uuid4().hex}"
     stored, offset, out = [], 0, None
@@ -164,7 +163,7 @@ def store(directory: str, parts: Iterable[tuple[Hashable, ArrayBundle]]) -> list
         for key, part in parts:
             arrays = pack_arrays(part.to_arrays())
             if out is None:
-                out = FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+                out = create_raw(path)
             for *_, data in arrays:
                 out.write(data)
             stored.append((key, Stored(type(part), path, offset, [(*meta, len(data)) for *meta, data in arrays])))

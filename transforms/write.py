@@ -24,6 +24,7 @@ from schemas import Schema
 from transforms.codec import arrow_table, frame_tfrecords, serialize_examples
 from transforms.examples import SLICE_BYTES, KeyedExamples, in_pieces_of, merge_sorted, shard_groups, store_runs
 from transforms.read import DeadLetter
+from transforms.storage import AtomicFile, create_raw, is_remote, join, make_parent, read_blocks, temporary_dir, temporary_name, write_atomically
 from transforms.transit import HOLD_BYTES, HeldByKey, Loaded, Stored, regroup, store
 
 FORMATS = ("tfrecord", "parquet", "array_record")
@@ -32,7 +33,6 @@ TFRECORD_COMPRESSIONS = ("none", "gzip")
 MERGE_BATCH_BYTES = 4 << 20  # examples a merge hands on at once
 FAN_IN = 64  # runs a shard's writer merges at once
 PARQUET_FLUSH_BYTES = 16 << 20  # a couple of row groups
-TEMPORARY = ".tmp"  # a version's temporary prefix: transit files, dead-letter parts, files being written
 
 
 def shard_name(objective: str, shard: int, num_shards: int, fmt: str, compression: str = "none") -> str:
@@ -40,74 +40,6 @@ def shard_name(objective: str, shard: int, num_shards: int, fmt: str, compressio
         return f"{objective}-{shard:05d}-of-{num_shards:05d}.{fmt}"
     suffix = ".tfrecord" + (".gz" if compression == "gzip" else "")
     return f"{objective}-{shard:05d}-of-{num_shards:05d}{suffix}"
-
-
-def join(*parts: str) -> str:
-    """Join path parts with '/', which every Beam filesystem (local and gs://) accepts."""
-    return "/".join(p.rstrip("/") for p in parts[:-1]) + "/" + parts[-1]
-
-
-def temporary_dir(version_dir: str) -> str:
-    """Where a build keeps every temporary file (transit, dead-letter parts, files not yet renamed): one prefix, deleted at once by Publish (or with the version by a clean-up)."""
-    return join(version_dir, TEMPORARY)
-
-
-def temporary_name(temporary_dir: str, path: str) -> str:
-    """A fresh name under `temporary_dir` for a file to be renamed to `path` once written (two writers of one file never share one)."""
-    return join(temporary_dir, f"{uuid.uuid4().hex}-{path.rsplit('/', 1)[-1]}")
-
-
-def make_parent(path: str) -> None:
-    """Create a local file's directory, which a rename into it needs; an object store has no directories to make."""
-    if "://" not in path:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-
-
-class AtomicFile:
-    """A file written under a temporary name in `temporary_dir` and renamed to `path` by `commit`, which gives its size and sha256.
-
-    Until `commit`, nothing is under the final name: a writer that fails or
-    is killed leaves only its file under `temporary_dir` (a build's `.tmp/`
-    prefix, which Publish deletes whole).
-    """
-
-    def __init__(self, path: str, temporary_dir: str):
-        from apache_beam.io.filesystem import CompressionTypes
-        from apache_beam.io.filesystems import FileSystems
-
-        self.path = path
-        self._tmp = temporary_name(temporary_dir, path)
-        self._out = FileSystems.create(self._tmp, compression_type=CompressionTypes.UNCOMPRESSED)
-        self._digest, self._size = hashlib.sha256(), 0
-
-    def write(self, chunk: bytes) -> None:
-        self._out.write(chunk)
-        self._digest.update(chunk)
-        self._size += len(chunk)
-
-    def abort(self) -> None:
-        """Stop writing, leaving the temporary file for Publish to remove."""
-        self._out.close()
-
-    def commit(self) -> dict:
-        from apache_beam.io.filesystems import FileSystems
-
-        self._out.close()
-        make_parent(self.path)
-        FileSystems.rename([self._tmp], [self.path])
-        return {"bytes": self._size, "sha256": self._digest.hexdigest()}
-
-
-def write_atomically(path: str, temporary_dir: str, chunks: Iterable[bytes]) -> dict:
-    """Write `chunks` to a temporary name in `temporary_dir`, then rename it to `path`; return size and sha256."""
-    out = AtomicFile(path, temporary_dir)
-    try:
-        for chunk in chunks:
-            out.write(chunk)
-    except BaseException:
-        out.abort()
-        raise
-    return out.commit()
 
 
 # One record per chunk (group) so a reader decompresses only the record it reads (what Grain's
@@ -220,7 +152,7 @@ class ArrayRecordShard:
 
         self._path = path
         self._temporary_dir = temporary_dir
-        self._remote = "://" in path
+        self._remote = is_remote(path)
         self._tmp = temporary_name(tempfile.gettempdir() if self._remote else temporary_dir, path)
         make_parent(self._tmp)
         self._writer = ArrayRecordWriter(self._tmp, ARRAY_RECORD_OPTIONS)
@@ -399,26 +331,13 @@ class SortDeadLetters(beam.DoFn):
         self._temporary_dir = temporary_dir
 
     def process(self, element):
-        from apache_beam.io.filesystem import CompressionTypes
-        from apache_beam.io.filesystems import FileSystems
-
         (reason, source, window), letters = element
         ordered = sorted(letters, key=lambda d: (d.source, d.offset, d.raw, d.detail))
         path = join(self._temporary_dir, f"errors-{uuid.uuid4().hex}")
-        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+        with create_raw(path) as out:
             for d in ordered:
                 out.write((json.dumps(d.to_json(), sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
         yield reason, (source, window, path, len(ordered))
-
-
-def _part_blocks(paths: Iterable[str], block: int = 4 << 20) -> Iterable[bytes]:
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
-    for path in paths:
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            while data := f.read(block):
-                yield data
 
 
 class WriteDeadLetters(beam.DoFn):
@@ -431,5 +350,5 @@ class WriteDeadLetters(beam.DoFn):
         reason, parts = element
         parts = sorted(parts)
         relative = f"errors/{reason}.jsonl"
-        written = write_atomically(join(self._version_dir, relative), temporary_dir(self._version_dir), _part_blocks(path for _, _, path, _ in parts))
+        written = write_atomically(join(self._version_dir, relative), temporary_dir(self._version_dir), read_blocks(path for _, _, path, _ in parts))
         yield {"path": relative, "reason": reason, "records": sum(records for *_, records in parts), **written}

@@ -17,7 +17,7 @@ import numpy as np
 
 from schemas import Schema
 from transforms.objectives import BERT_OBJECTIVES as BERT
-from transforms.objectives.bert import MASK_SHARE, RANDOM_SHARE, num_to_predict
+from transforms.objectives.bert_masking import MASK_SHARE, RANDOM_SHARE, num_to_predict
 from transforms.objectives.t5 import noise_counts
 
 TOP_TOKENS = 20

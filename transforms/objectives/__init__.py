@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from transforms.objectives.base import ConfigError, Examples, Objective
+from transforms.errors import ConfigError
+from transforms.objectives.base import Examples, Objective
 from transforms.objectives.bert import MaskedLM, MaskedLMNextSentence, MaskedLMSentenceOrder
 from transforms.objectives.clm import CausalLM
 from transforms.objectives.t5 import PrefixLM, SpanCorruption

@@ -9,12 +9,9 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 
 from schemas import Schema
+from transforms.errors import ConfigError
 from transforms.documents import DocBatch
 from transforms.vocab import Vocab
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot work; the message says what to change."""
 
 
 @dataclasses.dataclass

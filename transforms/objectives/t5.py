@@ -47,7 +47,8 @@ import numpy as np
 
 from schemas import Feature, Schema
 from transforms.documents import DocBatch
-from transforms.objectives.base import ConfigError, Examples, Objective, option, require
+from transforms.errors import ConfigError
+from transforms.objectives.base import Examples, Objective, option, require
 from transforms.objectives.clm import with_eos
 from transforms.vocab import Vocab
 

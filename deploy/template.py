@@ -1,11 +1,11 @@
-"""tokenmill as a Dataflow Flex Template (`runners/flex_template/`).
+"""tokenmill as a Dataflow Flex Template (`deploy/flex_template/`).
 
 The launcher image runs `flex_template/main.py`, which turns the template's
 parameters (`--input_format=jsonl`, Dataflow's spelling) into the
 `tokenmill rebuild` command line (`template_argv`) and runs it. The
 template's `metadata.json` is generated from the CLI's own flags:
 
-    python -m runners.template > runners/flex_template/metadata.json
+    python -m deploy.template > deploy/flex_template/metadata.json
 
 This module sits above the CLI (it reads the CLI's parser); the CLI never
 imports it, so imports run one way.
@@ -19,7 +19,7 @@ import sys
 from typing import Any, Sequence
 
 from pipelines.cli import main as cli_main, make_parser, subcommand
-from transforms.objectives.base import ConfigError
+from transforms.errors import ConfigError
 
 TEMPLATE_NAME = "tokenmill rebuild"
 TEMPLATE_DESCRIPTION = (

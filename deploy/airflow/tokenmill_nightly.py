@@ -1,14 +1,14 @@
 """Nightly tokenmill rebuild on Dataflow, for Airflow 3 and Cloud Composer.
 
 Once a night the `rebuild` task launches the tokenmill Flex Template
-(runners/flex_template/) and waits for the job. The job builds a new version
+(deploy/flex_template/) and waits for the job. The job builds a new version
 only if the inputs, tokenizer, config or code changed; it verifies it, moves
 LATEST and prunes old versions, and otherwise just verifies the published
 version. A failed job never moves LATEST, so a retry is always safe; the next
 successful run removes what a failed one left.
 
 Settings come from the Airflow Variable `tokenmill_nightly` (JSON), read when
-the task runs. `parameters` are the template's (runners/flex_template/metadata.json:
+the task runs. `parameters` are the template's (deploy/flex_template/metadata.json:
 every `tokenmill rebuild` option, `--seq-len` as `seq_len`), all values strings;
 `environment` is Dataflow's launch environment:
 

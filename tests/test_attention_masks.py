@@ -1,4 +1,4 @@
-"""`readers.masks`: documents packed in one clm row never attend to each other; prefix-LM rows see their prefix both ways."""
+"""`readers.attention_masks`: documents packed in one clm row never attend to each other; prefix-LM rows see their prefix both ways."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from corpus_tools import build, sample_subset
-from readers.masks import additive_mask, document_causal_mask, prefix_lm_mask, varlen_boundaries
+from readers.attention_masks import additive_mask, document_causal_mask, prefix_lm_mask, varlen_boundaries
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 import sys
 
-from runners.template import launch_template
+from deploy.template import launch_template
 
 if __name__ == "__main__":
     sys.exit(launch_template(sys.argv[1:]))
