@@ -54,6 +54,7 @@ setup(
     install_requires=[
         "apache-beam>=2.77,<2.78",
         "sentencepiece>=0.2.1,<0.3",
+        "tokenizers>=0.20,<1",
         "pyarrow>=15,<27",
         "numpy>=1.26,<3",
         "crc32c>=2.4,<3",

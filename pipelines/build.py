@@ -36,8 +36,9 @@ from transforms.objectives import OBJECTIVES
 from transforms.objectives.base import Objective
 from transforms.publish_guard import NotPublishable, refusal_line
 from transforms.read import KNOWN_SUFFIXES, SPREAD, InputSpec, PlanRanges, ReadDocuments, infer_format
-from transforms.storage import absolute, checksum, delete_tree, exists, has_files, is_remote, join, match, read_bytes, temporary_dir
+from transforms.storage import absolute, checksum, delete_tree, exists, has_files, is_remote, join, match, read_bytes, temporary_dir, write_bytes
 from transforms.tokenize import TokenizeDocuments
+from transforms.tokenizer import TokenizerError, TokenizerFiles, read_tokenizer_files
 from transforms.vocab import DEFAULT_EXTRA_IDS, Vocab
 from transforms.write import SortDeadLetters, WriteDeadLetters, WriteEmptyShards, WriteShard, key_by_window
 
@@ -52,8 +53,7 @@ class BuildPlan:
     config: BuildConfig
     objective: Objective
     vocab: Vocab
-    model_proto: bytes
-    tokenizer_sha256: str
+    tokenizer: TokenizerFiles
     code: dict[str, str]
     input_spec: InputSpec
     inputs: list[dict[str, Any]]
@@ -88,7 +88,7 @@ class BuildPlan:
             "objective": {"name": self.objective.name, "params": self.objective.params()},
             "config": {**self.config.fingerprint_fields(), "num_buckets": self.num_buckets, "num_shards_by_split": self.num_shards},
             "features": self.objective.schema.manifest_spec(),
-            "tokenizer": {"path": self.config.tokenizer, "sha256": self.tokenizer_sha256, **self.vocab.manifest_entry()},
+            "tokenizer": {**self.tokenizer.manifest_entry(), "source": self.config.tokenizer, **self.vocab.manifest_entry()},
             "inputs": {"files": self.inputs, "total_bytes": self.input_bytes},
             "code": self.code,
             "started_at": self.started_at,
@@ -244,16 +244,41 @@ def store_errors(flag: str, path: str):
         raise ConfigError(f"{flag} {path}: {_cause(e)}") from e
 
 
-def resolve_vocab(config: BuildConfig, model_proto: bytes) -> Vocab:
+def resolve_vocab(config: BuildConfig, tokenizer: TokenizerFiles) -> Vocab:
+    """Every special id, from the tokenizer, its role files, the --X-token flags, or appended (SPEC §1)."""
     objective_cls = OBJECTIVES[config.objective]
     needed = objective_cls.sentinels_needed(config.objective_options)
     if config.extra_ids is not None and config.extra_ids < needed:
         raise ConfigError(f"--extra-ids {config.extra_ids} is too few: {config.objective} with these options needs {needed}; pass --extra-ids {needed}")
     extra_ids = config.extra_ids if config.extra_ids is not None else max(DEFAULT_EXTRA_IDS, needed)
+    named = {**tokenizer.named_roles(), **{role: (token, f"--{role}-token") for role, token in config.special_tokens.items()}}
     try:
-        return Vocab.from_model_proto(model_proto, extra_ids)
-    except (RuntimeError, OSError) as e:
-        raise ConfigError(f"--tokenizer {config.tokenizer!r} is not a SentencePiece model: {e}") from e
+        return Vocab.from_tokenizer(tokenizer.load(), extra_ids, named)
+    except TokenizerError as e:
+        raise ConfigError(f"--tokenizer {config.tokenizer}: {e}") from None
+
+
+def read_tokenizer(path: str) -> TokenizerFiles:
+    """The `--tokenizer` files, kind told from the content; a one-line `ConfigError` for anything else."""
+    local = not is_remote(path)
+    try:
+        with store_errors("--tokenizer", path):
+            return read_tokenizer_files(
+                absolute(path),
+                read_bytes,
+                exists,
+                lambda p: os.path.isdir(p) if local else exists(join(p, "tokenizer.json")),
+            )
+    except TokenizerError as e:
+        raise ConfigError(f"--tokenizer {path} {e}") from None
+    except (OSError, IOError) as e:
+        raise ConfigError(f"--tokenizer {path!r} cannot be read: {e}") from e
+
+
+def write_tokenizer_copy(plan: "BuildPlan") -> None:
+    """The tokenizer's files into the version's `tokenizer/`, where the manifest, readers, `show` and `report` find them."""
+    for entry, data in zip(plan.tokenizer.manifest_entry()["files"], plan.tokenizer.files.values()):
+        write_bytes(join(plan.version_dir, entry["path"]), data)
 
 
 def plan_build(config: BuildConfig) -> BuildPlan:
@@ -266,13 +291,11 @@ def plan_build(config: BuildConfig) -> BuildPlan:
         config = dataclasses.replace(config, inputs=(sample_corpus_path(),), input_format="jsonl")
     if not config.tokenizer:
         config = dataclasses.replace(config, tokenizer=sample_tokenizer_path())
-    try:
-        with store_errors("--tokenizer", config.tokenizer):
-            model_proto = read_bytes(absolute(config.tokenizer))
-    except (OSError, IOError) as e:
-        raise ConfigError(f"--tokenizer {config.tokenizer!r} cannot be read: {e}") from e
-    vocab = resolve_vocab(config, model_proto)
+    tokenizer = read_tokenizer(config.tokenizer)
+    vocab = resolve_vocab(config, tokenizer)
     objective = OBJECTIVES[config.objective].from_options(config.objective_options, vocab)
+    if objective.needs_word_starts and objective.masking == "none" and tokenizer.load().word_starts_need_encoding:
+        raise ConfigError("--whole-word-mask with --masking none needs a SentencePiece model: a tokenizer.json's words come from its pre-tokenizer, which the shards do not record; use --masking static")
 
     with store_errors("--input", ", ".join(config.inputs)):
         metas = match_inputs(config.inputs, config.input_format)
@@ -281,7 +304,7 @@ def plan_build(config: BuildConfig) -> BuildPlan:
     with ThreadPoolExecutor(PLAN_THREADS) as pool:
         inputs = fingerprint_inputs(metas, config.inputs, pool)
 
-    tokenizer_sha = hashlib.sha256(model_proto).hexdigest()
+    tokenizer_sha = tokenizer.fingerprint()
     code = code_version()
     input_bytes = sum(f["size"] for f in inputs)
     num_buckets = config.buckets_for(input_bytes)
@@ -308,8 +331,7 @@ def plan_build(config: BuildConfig) -> BuildPlan:
         config=config,
         objective=objective,
         vocab=vocab,
-        model_proto=model_proto,
-        tokenizer_sha256=tokenizer_sha,
+        tokenizer=tokenizer,
         code=code,
         input_spec=InputSpec(config.text_field, config.id_field or None, config.max_document_bytes),
         inputs=inputs,
@@ -373,9 +395,10 @@ class BuildCorpus(beam.PTransform):
             | "SpreadRanges" >> beam.Reshuffle()
             | "Read" >> beam.ParDo(ReadDocuments(plan.input_spec, progress_dir=self._progress_dir, spread_bytes=config.read_range_mb << 20)).with_outputs("dead", COUNTERS, SPREAD, main="docs")
         )
-        tokenize = TokenizeDocuments(_sentence_splitter(plan), config.seed, plan.num_buckets, plan.buckets_per_group, plan.temporary_dir, self._progress_dir)
+        whole_words = plan.objective.needs_word_starts and plan.tokenizer.load().word_starts_need_encoding
+        tokenize = TokenizeDocuments(_sentence_splitter(plan), config.seed, plan.num_buckets, plan.buckets_per_group, plan.temporary_dir, self._progress_dir, whole_words)
         # Impulse and a Map: a Create would hold the model's bytes twice, uncompressed.
-        model = beam.pvalue.AsSingleton(pbegin | "Impulse" >> beam.Impulse() | "TokenizerModel" >> beam.Map(lambda _, model=plan.model_proto: model))
+        model = beam.pvalue.AsSingleton(pbegin | "Impulse" >> beam.Impulse() | "TokenizerModel" >> beam.Map(lambda _, model=(plan.tokenizer.kind, plan.tokenizer.data): model))
         # Two tokenize steps rather than one after a Flatten: a runner may materialise a Flatten's inputs, which would move all the text.
         fused = read.docs | "Tokenize" >> beam.ParDo(tokenize, model).with_outputs("dead", COUNTERS, main="buckets")
         spread = read[SPREAD] | "SpreadBatches" >> beam.Reshuffle() | "TokenizeSpread" >> beam.ParDo(tokenize, model).with_outputs("dead", COUNTERS, main="buckets")
@@ -436,6 +459,7 @@ def run_plan(plan: BuildPlan, beam_args=(), show_progress: bool = True, quiet: b
     """Run a planned build and wait; as `run_build`."""
     from runners.local import run
 
+    write_tokenizer_copy(plan)
     try:
         run(lambda p, progress_dir: p | BuildCorpus(plan, progress_dir, retention), beam_args, plan.input_bytes, show_progress, quiet)
     except Exception as e:

@@ -52,7 +52,11 @@ OBJECTIVE_FLAGS: dict[str, tuple[str, ...]] = {
     "prefix_layout": ("prefix_lm",),
     "ul2_denoisers": ("ul2",),
     "mode_tokens": ("ul2",),
+    "add_bos": CLM,
 }
+
+# Special-token roles that can be named by flag (--pad-token ...), and what each is.
+TOKEN_ROLE_FLAGS = {"pad": "padding", "eos": "end-of-document", "bos": "beginning-of-document", "unk": "unknown", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
 
 
 def _positive_int(text: str) -> int:
@@ -93,12 +97,15 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--max-document-bytes", type=_positive_int, default=8 << 20, help="documents larger than this are dead-lettered as document_too_large. Default: 8 MiB.")
 
     tok = parser.add_argument_group("tokenizer")
-    tok.add_argument("--tokenizer", metavar="MODEL", help="SentencePiece .model file; required with --input (`tokenmill train-tokenizer` makes one). Default, for the sample corpus only: a model trained on it on first use (cached).")
+    tok.add_argument("--tokenizer", metavar="FILE|DIR", help="a SentencePiece .model, a Hugging Face tokenizers file (tokenizer.json, any name), or a directory holding tokenizer.json; the kind is read from the file; required with --input (`tokenmill train-tokenizer` makes one). Default, for the sample corpus only: a SentencePiece model trained on it on first use (cached).")
+    for role, token in TOKEN_ROLE_FLAGS.items():
+        tok.add_argument(f"--{role}-token", metavar="TOKEN", help=f"the tokenizer's {token} token, by its text (it must exist in the tokenizer); overrides tokenizer_config.json / special_tokens_map.json.")
     tok.add_argument("--extra-ids", type=int, metavar="N", help=f"number of <extra_id_k> sentinels (taken from the model or appended T5-style). Default: {DEFAULT_EXTRA_IDS}, or more if the objective needs more.")
 
     obj = parser.add_argument_group("objective")
     obj.add_argument("--objective", default="clm", choices=sorted(OBJECTIVES), help="what to build. Default: clm.")
     obj.add_argument("--seq-len", type=_positive_int, help="row length for clm (default 1024) and the BERT objectives (default 512).")
+    obj.add_argument("--add-bos", action="store_true", default=None, help="clm: prepend the tokenizer's bos to each document (Llama-style); eos is appended either way.")
     obj.add_argument("--packing", choices=("concat", "best_fit"), help="clm: concat cuts the document stream into rows; best_fit packs whole documents (best-fit decreasing). Default: concat.")
     obj.add_argument("--max-predictions", type=_positive_int, help="BERT: masked positions per sequence. Default: seq_len x masked_lm_prob (76 for 512).")
     obj.add_argument("--masked-lm-prob", type=_probability, help="BERT: share of tokens to mask. Default: 0.15.")
@@ -163,6 +170,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         max_document_bytes=args.max_document_bytes,
         read_range_mb=args.read_range_mb,
         extra_ids=args.extra_ids,
+        special_tokens={role: getattr(args, f"{role}_token") for role in TOKEN_ROLE_FLAGS if getattr(args, f"{role}_token") is not None},
         version=args.version,
         max_drop_fraction=args.max_drop_fraction,
         objective_options=options,
@@ -288,7 +296,7 @@ def _add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("path", metavar="OUT", help="an output root (its LATEST version) or a version directory; local or gs://.")
     parser.add_argument("--format", default="parquet", choices=READABLE_FORMATS, help="which shards to read. Default: parquet.")
-    parser.add_argument("--tokenizer", metavar="MODEL", help="the SentencePiece model to decode with (its sha256 must be the manifest's). Default: the path the manifest records.")
+    parser.add_argument("--tokenizer", metavar="FILE", help="the tokenizer file to decode with (its sha256 must be the manifest's). Default: the copy the version holds.")
 
 
 def _train_tokenizer(args: argparse.Namespace) -> int:

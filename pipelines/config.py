@@ -72,6 +72,7 @@ class BuildConfig:
     max_document_bytes: int = 8 << 20
     read_range_mb: int = 4
     extra_ids: int | None = None
+    special_tokens: Mapping[str, str] = dataclasses.field(default_factory=dict)  # role -> token text, from --pad-token ...
     version: str | None = None
     max_drop_fraction: float = DEFAULT_MAX_DROP_FRACTION
     objective_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -126,4 +127,6 @@ class BuildConfig:
         for name in ("inputs", "output", "version", "tokenizer", "objective_options", "num_buckets", "read_range_mb", "max_drop_fraction"):
             fields.pop(name)
         fields["formats"] = list(self.formats)
+        if not fields["special_tokens"]:
+            fields.pop("special_tokens")
         return fields

@@ -68,6 +68,12 @@ class Corpus:
         return self.manifest["tokenizer"]["special_ids"]
 
     @property
+    def tokenizer_path(self) -> str:
+        """The copy of the build's tokenizer file the version holds (`tokenizers.Tokenizer.from_file` or SentencePiece loads it)."""
+        path = self.manifest["tokenizer"]["path"]
+        return path if "://" in path or path.startswith("/") else f"{self.root}/{path}"
+
+    @property
     def vocab_size(self) -> int:
         """Every id in the shards is below it: a model's embedding table needs this many rows."""
         return int(self.manifest["tokenizer"]["vocab_size"])

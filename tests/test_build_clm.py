@@ -147,7 +147,7 @@ def test_manifest_accounts_for_every_record_and_file(concat, sample_docs):
         assert len(data) == shard["bytes"] and hashlib.sha256(data).hexdigest() == shard["sha256"]
     assert len(manifest["shards"]) == 2 * (4 + 1)
     on_disk = {os.path.relpath(os.path.join(d, f), version_dir) for d, _, files in os.walk(version_dir) for f in files}
-    assert on_disk == {"manifest.json"} | {s["path"] for s in manifest["shards"]} | {e["path"] for e in manifest["errors"]}
+    assert on_disk == {"manifest.json"} | {s["path"] for s in manifest["shards"]} | {e["path"] for e in manifest["errors"]} | {f["path"] for f in manifest["tokenizer"]["files"]}
     assert manifest["tokenizer"]["special_ids"]["eos"] == 1
     assert manifest["objective"] == {"name": "clm", "params": {"seq_len": SEQ_LEN, "packing": "concat"}}
     assert {f["name"] for f in manifest["features"]} == {"input_ids", "segment_ids", "positions"}

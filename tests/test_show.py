@@ -6,6 +6,7 @@ import functools
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 
@@ -33,7 +34,7 @@ def decoded(version_dir: str, split: str = "train") -> list[dict]:
 def loaded(built, name: str) -> tuple[dict, Tokens, dict[str, np.ndarray], list[dict]]:
     """A build's manifest, its tokens, its stored train examples and what `show --json` makes of them."""
     manifest, version_dir = built[1][name]
-    return manifest, Tokens.for_manifest(manifest), read_parquet(version_dir), decoded(version_dir)
+    return manifest, Tokens.for_manifest(manifest, root=version_dir), read_parquet(version_dir), decoded(version_dir)
 
 
 @functools.cache
@@ -190,7 +191,7 @@ def test_a_different_tokenizer_is_refused_naming_both_hashes(built, tmp_path, ca
     _, builds = built
     manifest, version_dir = builds["clm"]
     other = tmp_path / "other.model"
-    other.write_bytes(open(manifest["tokenizer"]["path"], "rb").read() + b"\0")
+    other.write_bytes(open(os.path.join(version_dir, manifest["tokenizer"]["path"]), "rb").read() + b"\0")
     code, _ = run_cli("show", version_dir, "--tokenizer", other)
     error = capsys.readouterr().err
     assert code == 1 and str(other) in error
@@ -237,7 +238,7 @@ def test_unmasked_rows_from_gzipped_tfrecords(built, tmp_path_factory):
         show(version_dir, count=10**6, fmt=fmt, as_json=True, out=out[fmt])
     assert out["parquet"].getvalue() == out["tfrecord"].getvalue()
     stored = read_parquet(version_dir)
-    tokens = Tokens.for_manifest(built[1]["mlm"][0])
+    tokens = Tokens.for_manifest(built[1]["mlm"][0], root=built[1]["mlm"][1])
     for line, ids, mask in zip(out["parquet"].getvalue().splitlines(), stored["input_ids"], stored["input_mask"]):
         example = json.loads(line)
         assert example["predictions"] == [] and piece_ids(tokens, example["input"]["tokens"]) == ids[mask > 0].tolist()

@@ -52,7 +52,7 @@ def test_a_good_version_verifies_from_the_root_and_from_its_directory(published)
     for path in (output, version_dir):
         code, printed = run_cli("verify", path)
         assert code == 0, printed
-        assert printed.startswith(f"OK: {version_dir}: 7 files")
+        assert printed.startswith(f"OK: {version_dir}: 8 files")
 
 
 @pytest.mark.parametrize("name, problem", [(TFRECORD, "the record's CRC does not match"), (PARQUET, "sha256")])
@@ -160,5 +160,5 @@ def test_a_published_version_holds_no_temporary_and_clean_removes_a_killed_publi
     assert run_cli("verify", output) == (1, f"FAILED: {version_dir}: 1 problem\n  .tmp/0123abcd-LATEST: not listed in manifest.json\n")
     code, printed = run_cli("verify", output, "--clean")
     assert code == 0, printed
-    assert printed.splitlines()[0] == "Removed 0 incomplete version(s)" and printed.splitlines()[1].startswith(f"OK: {version_dir}: 7 files")
+    assert printed.splitlines()[0] == "Removed 0 incomplete version(s)" and printed.splitlines()[1].startswith(f"OK: {version_dir}: 8 files")
     assert temporaries(output) == []

@@ -35,16 +35,19 @@ class DocBatch:
     tokens: int32 [T] — every sentence's token ids, concatenated.
     sentence_offsets: int64 [S + 1] — sentence s is tokens[o[s]:o[s+1]].
     doc_offsets: int64 [n + 1] — document d is sentences doc_offsets[d]:doc_offsets[d+1].
+    word_starts: bool [T] or None — True where a whole word starts, kept only when
+        whole words come from the encoding (a `tokenizers` file's word_ids).
     """
 
     key_hash: np.ndarray
     tokens: np.ndarray
     sentence_offsets: np.ndarray
     doc_offsets: np.ndarray
+    word_starts: np.ndarray | None = None
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """The four arrays by name, not copied (`dataclasses.asdict` would deep-copy them)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """The arrays by name, not copied (`dataclasses.asdict` would deep-copy them)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "DocBatch":
@@ -112,6 +115,7 @@ class DocBatch:
             self.tokens[token_index],
             np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
             np.concatenate([[0], np.cumsum(s_end - s_start)]).astype(np.int64),
+            None if self.word_starts is None else self.word_starts[token_index],
         )
 
     def slice(self, start: int, stop: int) -> "DocBatch":
@@ -123,6 +127,7 @@ class DocBatch:
             self.tokens[t0:t1],
             self.sentence_offsets[s0 : s1 + 1] - t0,
             self.doc_offsets[start : stop + 1] - s0,
+            None if self.word_starts is None else self.word_starts[t0:t1],
         )
 
     def canonical_order(self) -> np.ndarray:
@@ -162,6 +167,7 @@ class DocBatch:
             np.concatenate([b.tokens for b in batches]),
             np.concatenate([[0]] + [b.sentence_offsets[1:] + base for b, base in zip(batches, sentence_base)]).astype(np.int64),
             np.concatenate([[0]] + [b.doc_offsets[1:] + base for b, base in zip(batches, doc_base)]).astype(np.int64),
+            None if batches[0].word_starts is None else np.concatenate([b.word_starts for b in batches]),
         )
 
 

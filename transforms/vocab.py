@@ -1,10 +1,11 @@
-"""Special-token ids for a SentencePiece model (SPEC §1).
+"""Special-token ids for a tokenizer (SPEC §1).
 
-Every special token an objective may need is taken from the model when the
-model defines it, else appended after the model's pieces: first the missing
+Every special token an objective may need is taken from the tokenizer when it
+defines it (its own pad/eos/bos/unk, a token a role file or flag names, or a
+piece spelled `[CLS]`, `<extra_id_3>` ...), else appended after its pieces: first the missing
 sentinels among the first 100 (`T5_EXTRA_IDS`) in T5's order (the highest id
-is `<extra_id_0>`), then the other missing tokens in the order of
-`APPENDED_ORDER`, then, only when more than 100 sentinels are asked for (UL2's
+is `<extra_id_0>`), then the other missing tokens (pad and eos included) in the
+order of `APPENDED_ROLES`, then, only when more than 100 sentinels are asked for (UL2's
 default table needs 127), the missing `<extra_id_100>`, `<extra_id_101>` …
 ascending. What is appended before the sentinels beyond the 100th does not
 depend on the objective, so one tokenizer gives every objective built from it
@@ -20,13 +21,17 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from transforms.tokenizer.base import TokenizerError
+from transforms.tokenizer.sentencepiece_model import WORD_START, SentencePieceTokenizer
+
 CLS, SEP, MASK = "[CLS]", "[SEP]", "[MASK]"
 NLU, NLG, S2S = "[NLU]", "[NLG]", "[S2S]"
 APPENDED_ORDER = (CLS, SEP, MASK, NLU, NLG, S2S)
+NAMED_PIECES = {"cls": CLS, "sep": SEP, "mask": MASK, "nlu": NLU, "nlg": NLG, "s2s": S2S}
+APPENDED_ROLES = ("pad", "eos", "cls", "sep", "mask", "nlu", "nlg", "s2s")  # the missing ones, in this order, after the first 100 sentinels
 MODE_TOKENS = (NLU, NLG, S2S)
 T5_EXTRA_IDS = 100
 DEFAULT_EXTRA_IDS = T5_EXTRA_IDS
-WORD_START = "\u2581"
 
 
 def sentinel_piece(k: int) -> str:
@@ -47,11 +52,12 @@ class Vocab:
     size: int
     pad: int
     eos: int
-    unk: int
+    unk: int | None
     specials: Mapping[str, int]
     sentinels: tuple[int, ...]
     ordinary_ids: np.ndarray
     starts_word: np.ndarray
+    bos: int | None = None
 
     @property
     def cls(self) -> int:
@@ -73,6 +79,7 @@ class Vocab:
         return {
             "pad": self.pad,
             "eos": self.eos,
+            **({"bos": self.bos} if self.bos is not None else {}),
             "unk": self.unk,
             **dict(self.specials),
             "extra_ids": list(self.sentinels),
@@ -101,6 +108,7 @@ class Vocab:
             pad=ids.pop("pad"),
             eos=ids.pop("eos"),
             unk=ids.pop("unk"),
+            bos=ids.pop("bos", None),
             sentinels=tuple(ids.pop("extra_ids")),
             specials=ids,
             ordinary_ids=np.flatnonzero(ordinary).astype(np.int32),
@@ -111,24 +119,30 @@ class Vocab:
 
     @classmethod
     def from_model_proto(cls, model_proto: bytes, extra_ids: int = DEFAULT_EXTRA_IDS) -> "Vocab":
-        import sentencepiece as spm
-
-        sp = spm.SentencePieceProcessor(model_proto=model_proto)
-        return cls.from_processor(sp, extra_ids)
+        return cls.from_tokenizer(SentencePieceTokenizer.from_bytes(model_proto), extra_ids)
 
     @classmethod
     def from_processor(cls, sp, extra_ids: int = DEFAULT_EXTRA_IDS) -> "Vocab":
-        model_size = sp.get_piece_size()
-        pad, eos, unk = sp.pad_id(), sp.eos_id(), sp.unk_id()
-        if pad < 0 or eos < 0:
-            raise ValueError(
-                "the SentencePiece model defines no pad or eos piece; train it with pad_id=0 and eos_id=1 "
-                "(`tokenmill train-tokenizer` does)"
-            )
+        return cls.from_tokenizer(SentencePieceTokenizer(sp), extra_ids)
 
-        def defined(piece: str) -> int | None:
-            i = sp.piece_to_id(piece)
-            return None if i == unk and piece != sp.id_to_piece(unk) else i
+    @classmethod
+    def from_tokenizer(cls, tokenizer, extra_ids: int = DEFAULT_EXTRA_IDS, named: Mapping[str, tuple[str, str]] | None = None) -> "Vocab":
+        """Resolve every role: a token `named` (role -> (token, who named it)), else the model's own, else appended (SPEC §1).
+
+        A named token the tokenizer does not define is a `TokenizerError`:
+        naming a token means the user expects the model's own id.
+        """
+        model_size = tokenizer.model_size
+        chosen: dict[str, int] = dict(tokenizer.own_roles())
+        for role, (token, source) in (named or {}).items():
+            i = tokenizer.piece_to_id(token)
+            if i is None:
+                raise TokenizerError(f"{source} names {token!r} as the {role} token, but the tokenizer has no such token")
+            chosen[role] = i
+        defined = tokenizer.piece_to_id
+        for role, piece in NAMED_PIECES.items():
+            if role not in chosen and (i := defined(piece)) is not None:
+                chosen[role] = i
 
         next_id = model_size
         sentinel_ids = [defined(sentinel_piece(k)) for k in range(extra_ids)]
@@ -136,27 +150,20 @@ class Vocab:
         for rank, k in enumerate(missing):
             sentinel_ids[k] = next_id + len(missing) - 1 - rank
         next_id += len(missing)
-        specials = {}
-        for piece in APPENDED_ORDER:
-            i = defined(piece)
-            if i is None:
-                i, next_id = next_id, next_id + 1
-            specials[piece] = i
+        for role in APPENDED_ROLES:
+            if role not in chosen:
+                chosen[role], next_id = next_id, next_id + 1
         for k in range(T5_EXTRA_IDS, extra_ids):
             if sentinel_ids[k] is None:
                 sentinel_ids[k], next_id = next_id, next_id + 1
 
-        special_set = set(sentinel_ids) | set(specials.values()) | {pad, eos, unk}
-        ordinary = np.array(
-            [
-                i not in special_set
-                and not (sp.is_control(i) or sp.is_unknown(i) or sp.is_unused(i) or sp.is_byte(i))
-                for i in range(model_size)
-            ],
-            dtype=bool,
-        )
+        specials = {NAMED_PIECES[role]: chosen[role] for role in APPENDED_ROLES if role in NAMED_PIECES}
+        pad, eos, unk, bos = chosen["pad"], chosen["eos"], chosen.get("unk"), chosen.get("bos")
+        special_set = set(sentinel_ids) | set(chosen.values())
+        ordinary = ~tokenizer.non_ordinary()
+        ordinary[[i for i in special_set if i < model_size]] = False
         starts_word = np.ones(next_id, dtype=bool)
-        starts_word[:model_size] = [not ordinary[i] or sp.id_to_piece(i).startswith(WORD_START) for i in range(model_size)]
+        starts_word[:model_size] = ~ordinary | tokenizer.starts_word()
         return cls(
             model_size=model_size,
             size=next_id,
@@ -167,4 +174,5 @@ class Vocab:
             sentinels=tuple(sentinel_ids),
             ordinary_ids=np.flatnonzero(ordinary).astype(np.int32),
             starts_word=starts_word,
+            bos=bos,
         )

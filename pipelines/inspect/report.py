@@ -265,7 +265,7 @@ def report(path: str, html_file: str | None = None, sample: int | None = None, f
         matplotlib.use("Agg")
     out = out or sys.stdout
     corpus = Corpus(path)
-    tokens = Tokens.for_manifest(corpus.manifest, tokenizer) if html_file else None  # a wrong tokenizer fails before the shards are read
+    tokens = Tokens.for_manifest(corpus.manifest, tokenizer, corpus.root) if html_file else None  # a wrong tokenizer fails before the shards are read
     measured = measure_version(corpus, sample, fmt, progress or default_progress_stream())
     if not html_file:
         out.write(summary_table(corpus, measured) + "\n")

@@ -256,7 +256,7 @@ def show(
     """Print `count` examples from `index` on (inside `shard` when given), decoded."""
     out = out or sys.stdout
     corpus = Corpus(path)
-    tokens = Tokens.for_manifest(corpus.manifest, tokenizer)
+    tokens = Tokens.for_manifest(corpus.manifest, tokenizer, corpus.root)
     first = index if shard is None else split_index(corpus, split, fmt, shard, index)
     total = sum(entry["examples"] for entry in shard_entries(corpus, split, fmt))
     positions = np.arange(first, min(first + count, total))

@@ -46,6 +46,11 @@ class Objective(abc.ABC):
         self.vocab = vocab
 
     @property
+    def needs_word_starts(self) -> bool:
+        """True when the objective masks whole words, so documents must say where words start."""
+        return False
+
+    @property
     @abc.abstractmethod
     def schema(self) -> Schema:
         """The features this objective writes."""

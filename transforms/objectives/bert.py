@@ -101,10 +101,13 @@ def pack_full_sentences(
     input_ids[:, 0] = vocab.cls
     input_ids[np.arange(num_rows), lengths - 1] = vocab.sep
     input_mask = _below(lengths, seq_len)
-    return Instances(
-        {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": np.zeros_like(input_ids)},
-        {"sentences_split": sentences_split},
-    )
+    features = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": np.zeros_like(input_ids)}
+    if docs.word_starts is not None:
+        stream_starts = np.ones(stream.shape[0], dtype=bool)
+        stream_starts[gather_ranges(token_start, token_start + np.diff(docs.sentence_offsets))] = docs.word_starts
+        features["word_starts"] = np.ones((num_rows, seq_len), dtype=bool)
+        features["word_starts"].reshape(-1)[gather_ranges(row_start, row_start + lengths - 2)] = stream_starts[gather_ranges(piece[:, 0], piece[:, 1])]
+    return Instances(features, {"sentences_split": sentences_split})
 
 
 def _below(lengths: np.ndarray, seq_len: int) -> np.ndarray:
@@ -212,13 +215,20 @@ def sentence_pairs(
     input_mask = _below(length_a + length_b + 3, seq_len)
     segment_ids = _below(length_a + 2, seq_len)
     np.subtract(input_mask, segment_ids, out=segment_ids)
+    features = {
+        "input_ids": input_ids,
+        "input_mask": input_mask,
+        "segment_ids": segment_ids,
+        "next_sentence_labels": label.astype(np.int32)[:, None],
+    }
+    if docs.word_starts is not None:
+        starts = np.ones((num_rows, seq_len), dtype=bool)
+        flat_starts = starts.reshape(-1)
+        flat_starts[gather_ranges(row_base + 1, b_base - 1)] = docs.word_starts[gather_ranges(a_lo, a_hi)]
+        flat_starts[gather_ranges(b_base, b_base + length_b)] = docs.word_starts[gather_ranges(b_lo, b_hi)]
+        features["word_starts"] = starts
     return Instances(
-        {
-            "input_ids": input_ids,
-            "input_mask": input_mask,
-            "segment_ids": segment_ids,
-            "next_sentence_labels": label.astype(np.int32)[:, None],
-        },
+        features,
         {
             "next_sentence_label_1": int(label.sum()),
             "truncated_tokens": int(cut_a.sum() + cut_b.sum()),
@@ -335,6 +345,10 @@ class _BertObjective(Objective):
             "masking": self.masking,
         }
 
+    @property
+    def needs_word_starts(self) -> bool:
+        return self.whole_word_mask
+
     @abc.abstractmethod
     def instances(self, docs: DocBatch, rng: np.random.Generator) -> Instances:
         """The unmasked rows of a bucket."""
@@ -359,6 +373,7 @@ class _BertObjective(Objective):
                     self.masked_lm_prob,
                     self.max_predictions,
                     self.whole_word_mask,
+                    features.get("word_starts"),
                 )
                 features = {**features, **masked}
                 counters["masked_positions"] += int(masked["masked_lm_weights"].sum())

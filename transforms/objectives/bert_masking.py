@@ -32,8 +32,12 @@ def mask_tokens(
     masked_lm_prob: float,
     max_predictions: int,
     whole_word_mask: bool = False,
+    word_starts: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """BERT's masked-LM predictions for a batch of rows [N, L].
+
+    Whole words start where `word_starts` [N, L] says (from the encoding:
+    a `tokenizers` file's word_ids), else at ids `vocab.starts_word` marks.
 
     Returns the masked `input_ids` [N, L] and `masked_lm_positions`,
     `masked_lm_ids`, `masked_lm_weights` [N, max_predictions] (positions
@@ -59,7 +63,8 @@ def mask_tokens(
         ids = input_ids[rows, :width]
         candidate = (np.arange(width) < real_length[rows, None]) & (ids != vocab.cls) & (ids != vocab.sep)
         if whole_word_mask:
-            word_start = _word_starts(ids, candidate, vocab.starts_word)
+            starts = vocab.starts_word[ids] if word_starts is None else word_starts[rows, :width]
+            word_start = _word_starts(candidate, starts)
             picked = _choose_whole_words(candidate, word_start, budget[rows], max_predictions, rng)
         else:
             picked = _choose_tokens(candidate, budget[rows], max_predictions, rng)
@@ -130,11 +135,11 @@ def _choose_tokens(
     return chosen
 
 
-def _word_starts(input_ids: np.ndarray, candidate: np.ndarray, starts_word: np.ndarray) -> np.ndarray:
-    """Where whole words start: a candidate with a word-start piece, or the first candidate after [CLS]/[SEP]."""
+def _word_starts(candidate: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Where whole words start: a candidate that starts a word, or the first candidate after [CLS]/[SEP]."""
     after_candidate = np.zeros_like(candidate)
     after_candidate[:, 1:] = candidate[:, :-1]
-    return candidate & (starts_word[input_ids] | ~after_candidate)
+    return candidate & (starts | ~after_candidate)
 
 
 def _choose_whole_words(

@@ -1,4 +1,4 @@
-"""Causal LM: documents + eos packed into fixed-length rows (SPEC §2 clm).
+"""Causal LM: documents + eos (and with `add_bos` a leading bos) packed into fixed-length rows (SPEC §2 clm).
 
 Feature names follow seqio's packing: `segment_ids` number the documents of a
 row from 1 (0 on padding) and `positions` count from 0 inside each document's
@@ -22,16 +22,20 @@ PACKING_MODES = ("concat", "best_fit")
 DEFAULT_SEQ_LEN = 1024
 
 
-def with_eos(docs: DocBatch, eos: int) -> tuple[np.ndarray, np.ndarray]:
-    """The token stream with `eos` after each document, and its document offsets."""
+def with_eos(docs: DocBatch, eos: int, bos: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The token stream with `eos` after each document (and `bos` before it, if given), and its document offsets."""
     offsets = docs.doc_token_offsets()
-    lengths = np.diff(offsets) + 1
+    lead = 0 if bos is None else 1
+    lengths = np.diff(offsets) + 1 + lead
     stream_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     stream = np.empty(int(stream_offsets[-1]), dtype=np.int32)
-    is_eos = np.zeros(stream.shape[0], dtype=bool)
-    is_eos[stream_offsets[1:] - 1] = True
-    stream[is_eos] = eos
-    stream[~is_eos] = docs.tokens
+    is_added = np.zeros(stream.shape[0], dtype=bool)
+    is_added[stream_offsets[1:] - 1] = True
+    stream[stream_offsets[1:] - 1] = eos
+    if lead:
+        is_added[stream_offsets[:-1]] = True
+        stream[stream_offsets[:-1]] = bos
+    stream[~is_added] = docs.tokens
     return stream, stream_offsets
 
 
@@ -70,16 +74,18 @@ def best_fit_decreasing(sizes: np.ndarray, capacity: int) -> np.ndarray:
 class CausalLM(Objective):
     name = "clm"
 
-    def __init__(self, vocab: Vocab, seq_len: int = DEFAULT_SEQ_LEN, packing: str = "concat"):
+    def __init__(self, vocab: Vocab, seq_len: int = DEFAULT_SEQ_LEN, packing: str = "concat", add_bos: bool = False):
         super().__init__(vocab)
         require(seq_len >= 2, f"--seq-len must be at least 2 for clm, got {seq_len}")
         require(packing in PACKING_MODES, f"--packing must be one of {', '.join(PACKING_MODES)}, got {packing!r}")
+        require(not add_bos or vocab.bos is not None, "--add-bos: the tokenizer defines no bos token; name one with --bos-token, or drop --add-bos")
         self.seq_len = seq_len
         self.packing = packing
+        self.add_bos = bool(add_bos)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], vocab: Vocab) -> "CausalLM":
-        return cls(vocab, seq_len=option(options, "seq_len", DEFAULT_SEQ_LEN), packing=option(options, "packing", "concat"))
+        return cls(vocab, seq_len=option(options, "seq_len", DEFAULT_SEQ_LEN), packing=option(options, "packing", "concat"), add_bos=option(options, "add_bos", False))
 
     @property
     def schema(self) -> Schema:
@@ -90,10 +96,10 @@ class CausalLM(Objective):
         )
 
     def params(self) -> dict[str, Any]:
-        return {"seq_len": self.seq_len, "packing": self.packing}
+        return {"seq_len": self.seq_len, "packing": self.packing, **({"add_bos": True} if self.add_bos else {})}
 
     def build(self, docs: DocBatch, rng: np.random.Generator) -> Examples:
-        stream, offsets = with_eos(docs, self.vocab.eos)
+        stream, offsets = with_eos(docs, self.vocab.eos, self.vocab.bos if self.add_bos else None)
         L = self.seq_len
         if self.packing == "concat":
             # Rows are the stream cut every L tokens; pieces end at row and document boundaries.
