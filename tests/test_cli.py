@@ -99,7 +99,7 @@ def test_input_without_tokenizer_names_both_remedies(tmp_path, capsys, sample_co
 
 
 def test_train_tokenizer_reads_a_bounded_sample_shows_progress_and_says_the_real_size(tmp_path, sample_docs):
-    """--read-mb 1 of four ~0.6 MB files reads two of them; a vocabulary the sample cannot fill is reported as it came out."""
+    """--read-mb 1 of four files of 0.4-0.6 MB reads some of them, never all; a vocabulary the sample cannot fill is reported as it came out."""
     import sentencepiece as spm
 
     inputs = tmp_path / "inputs"
@@ -113,7 +113,7 @@ def test_train_tokenizer_reads_a_bounded_sample_shows_progress_and_says_the_real
     lines = printed.splitlines()
     read_line = next(line for line in lines if line.startswith("  reading:"))
     documents = int(read_line.rsplit(", ", 1)[1].split()[0].replace(",", ""))
-    assert quarter <= documents < 3 * quarter, read_line
+    assert quarter <= documents < 4 * quarter, read_line
     assert any(line.startswith("  training on ") for line in lines)
     pieces = spm.SentencePieceProcessor(model_file=str(model)).get_piece_size()
     assert pieces < 60000 and lines[-1] == f"Trained a {pieces:,}-piece SentencePiece model (asked for 60,000: the sample holds no more) on {documents:,} documents: {model}"
