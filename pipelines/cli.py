@@ -5,7 +5,7 @@
     tokenmill verify OUT [--clean]               check a version's files against its manifest (and remove failed builds)
     tokenmill show OUT [options]                 print examples decoded with the build's tokenizer
     tokenmill report OUT [--html FILE]           measure the examples: a terminal table or one HTML page of plots
-    tokenmill train-tokenizer [options]          train a SentencePiece model with every special token reserved
+    tokenmill train-tokenizer [options]          train a SentencePiece model or a byte-level BPE, every special token reserved
 
 Every option not listed by `tokenmill build --help` (or `rebuild --help`) is passed to Beam's
 PipelineOptions (`--runner`, `--direct_num_workers`, `--project`, ...); a
@@ -301,9 +301,9 @@ def _add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _train_tokenizer(args: argparse.Namespace) -> int:
     from pipelines.build import match_inputs
-    from pipelines.tokenizer import SampleProgress, piece_count, printing_every, sample_ranges, sample_texts, train_sentencepiece
+    from pipelines.tokenizer import SampleProgress, piece_count, printing_every, sample_ranges, sample_texts, token_count, train_byte_level_bpe, train_sentencepiece
     from transforms.read import InputSpec
-    from transforms.storage import write_bytes
+    from transforms.storage import join, write_bytes
 
     files = [(meta.path, meta.size_in_bytes) for meta in match_inputs(tuple(args.input), args.input_format)]
     ranges = sample_ranges(files, args.input_format, args.read_mb << 20)
@@ -315,11 +315,18 @@ def _train_tokenizer(args: argparse.Namespace) -> int:
         raise ConfigError("the inputs hold no usable documents to train on")
     started = time.monotonic()
     with printing_every(lambda: f"  training on {len(texts):,} documents: {time.monotonic() - started:.0f} s"):
-        model = train_sentencepiece(texts, args.vocab_size, args.extra_ids, args.threads)
-    write_bytes(args.output, model)
-    pieces = piece_count(model)
-    fewer = f" (asked for {args.vocab_size:,}: the sample holds no more)" if pieces < args.vocab_size else ""
-    print(f"Trained a {pieces:,}-piece SentencePiece model{fewer} on {len(texts):,} documents: {args.output}")
+        if args.kind == "bpe":
+            files = train_byte_level_bpe(texts, args.vocab_size, args.extra_ids)
+        else:
+            files = {"": train_sentencepiece(texts, args.vocab_size, args.extra_ids, args.threads)}
+    for name, data in files.items():
+        write_bytes(join(args.output, name) if name else args.output, data)
+    if args.kind == "bpe":
+        size, what = token_count(files["tokenizer.json"]), "byte-level BPE tokenizer.json"
+    else:
+        size, what = piece_count(files[""]), "SentencePiece model"
+    fewer = f" (asked for {args.vocab_size:,}: the sample holds no more)" if size < args.vocab_size else ""
+    print(f"Trained a {size:,}-piece {what}{fewer} on {len(texts):,} documents: {args.output}")
     return 0
 
 
@@ -364,12 +371,13 @@ def make_parser() -> argparse.ArgumentParser:
     _add_inspect_arguments(report)
     report.add_argument("--html", metavar="FILE", help="write the HTML page here (needs matplotlib: pip install 'tokenmill[report]').")
     report.add_argument("--sample", type=_positive_int, metavar="N", help="measure N examples per split spread evenly over it, not all.")
-    train = commands.add_parser("train-tokenizer", help="train a SentencePiece model", description="Train a SentencePiece unigram model on a deterministic sample of the inputs, reserving every special token tokenmill uses ([CLS] [SEP] [MASK] [NLU] [NLG] [S2S] <extra_id_k>).")
+    train = commands.add_parser("train-tokenizer", help="train a SentencePiece model or a byte-level BPE", description="Train a SentencePiece unigram model (or, with --kind bpe, a byte-level BPE tokenizer.json) on a deterministic sample of the inputs, reserving every special token tokenmill uses ([CLS] [SEP] [MASK] [NLU] [NLG] [S2S] <extra_id_k>).")
     train.add_argument("--input", action="append", required=True, metavar="GLOB", help="input files, as for build (repeatable).")
     train.add_argument("--input-format", default="auto", choices=("auto",) + READ_FORMATS, help="as for build. Default: auto.")
     train.add_argument("--text-field", default="text", help="as for build. Default: text.")
     train.add_argument("--id-field", default="id", help="as for build. Default: id.")
-    train.add_argument("--output", required=True, metavar="MODEL", help="where to write the .model file (local or gs://).")
+    train.add_argument("--kind", default="sentencepiece", choices=("sentencepiece", "bpe"), help="sentencepiece: a unigram .model (pad 0, eos 1, unk 2); bpe: a byte-level BPE (GPT-2 style) tokenizer.json with a tokenizer_config.json naming its pad and eos. Default: sentencepiece.")
+    train.add_argument("--output", required=True, metavar="PATH", help="where to write the .model file, or with --kind bpe the directory for tokenizer.json (local or gs://); --tokenizer takes either.")
     train.add_argument("--vocab-size", type=_positive_int, default=32000, help="pieces in the model. Default: 32000.")
     train.add_argument("--extra-ids", type=int, default=DEFAULT_EXTRA_IDS, help=f"sentinels <extra_id_0..N-1> to reserve. Default: {DEFAULT_EXTRA_IDS}.")
     train.add_argument("--sample-size", type=_positive_int, default=200_000, help="documents to train on (those with the smallest key hashes among what --read-mb reads). Default: 200000.")

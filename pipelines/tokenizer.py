@@ -1,4 +1,4 @@
-"""Train a SentencePiece model that reserves every special token of SPEC §1."""
+"""Train a tokenizer (a SentencePiece model or a byte-level BPE tokenizer.json) that reserves every special token of SPEC §1."""
 
 from __future__ import annotations
 
@@ -51,6 +51,31 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int, extra_ids: int = 
         minloglevel=2,
     )
     return model.getvalue()
+
+
+BPE_PAD = "<pad>"
+BPE_EOS = "<|endoftext|>"
+
+
+def train_byte_level_bpe(texts: Sequence[str], vocab_size: int, extra_ids: int = DEFAULT_EXTRA_IDS) -> dict[str, bytes]:
+    """A byte-level BPE (GPT-2 style) as `{"tokenizer.json": ..., "tokenizer_config.json": ...}`.
+
+    The config names its pad and eos, so a build finds them by role; the
+    other special tokens and the sentinels are added special tokens, never
+    produced from text, as SentencePiece's control symbols are.
+    """
+    import json
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    specials = [BPE_PAD, BPE_EOS, *APPENDED_ORDER, *(sentinel_piece(k) for k in range(extra_ids))]
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer, length=len(texts))
+    config = {"pad_token": BPE_PAD, "eos_token": BPE_EOS}
+    return {"tokenizer.json": tokenizer.to_str().encode("utf-8"), "tokenizer_config.json": json.dumps(config, indent=1).encode("utf-8")}
 
 
 SAMPLE_RANGE_BYTES = 4 << 20
@@ -146,3 +171,10 @@ def piece_count(model_proto: bytes) -> int:
     import sentencepiece as spm
 
     return spm.SentencePieceProcessor(model_proto=model_proto).get_piece_size()
+
+
+def token_count(tokenizer_json: bytes) -> int:
+    """The tokens a trained BPE really has: fewer than asked when the sample holds no more merges."""
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_str(tokenizer_json.decode("utf-8")).get_vocab_size(with_added_tokens=True)

@@ -117,3 +117,27 @@ def test_train_tokenizer_reads_a_bounded_sample_shows_progress_and_says_the_real
     assert any(line.startswith("  training on ") for line in lines)
     pieces = spm.SentencePieceProcessor(model_file=str(model)).get_piece_size()
     assert pieces < 60000 and lines[-1] == f"Trained a {pieces:,}-piece SentencePiece model (asked for 60,000: the sample holds no more) on {documents:,} documents: {model}"
+
+
+def test_train_tokenizer_kind_bpe_makes_a_tokenizer_json_a_build_takes_by_role(tmp_path, sample_docs):
+    """--kind bpe writes tokenizer.json and a config naming pad and eos; a build finds them, and the printed size is the real one."""
+    from tokenizers import Tokenizer
+
+    inputs = tmp_path / "docs.jsonl"
+    inputs.write_text("".join(json.dumps(d) + "\n" for d in sample_docs[:300]))
+    directory = tmp_path / "bpe"
+    code, printed = run_cli("train-tokenizer", "--kind", "bpe", "--input", inputs, "--output", directory, "--vocab-size", 600, "--extra-ids", 20)
+    assert code == 0, printed
+    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    size = tokenizer.get_vocab_size(with_added_tokens=True)
+    assert printed.splitlines()[-1] == f"Trained a {size:,}-piece byte-level BPE tokenizer.json on 300 documents: {directory}"
+    assert json.loads((directory / "tokenizer_config.json").read_text()) == {"pad_token": "<pad>", "eos_token": "<|endoftext|>"}
+
+    out = tmp_path / "out"
+    code, printed = run_cli("build", "--input", inputs, "--tokenizer", directory, "--objective", "span_corruption", "--inputs-length", 64, "--num-shards", 1, "--extra-ids", 20, "--output", out, *IN_MEMORY)
+    assert code == 0, printed
+    manifest = json.loads(next(out.glob("versions/*/manifest.json")).read_text())
+    special = manifest["tokenizer"]["special_ids"]
+    assert special["pad"] == tokenizer.token_to_id("<pad>") and special["eos"] == tokenizer.token_to_id("<|endoftext|>")
+    assert special["extra_ids"] == [tokenizer.token_to_id(f"<extra_id_{k}>") for k in range(20)]
+    assert manifest["tokenizer"]["vocab_size"] == size
