@@ -38,7 +38,7 @@ from transforms.publish_guard import NotPublishable, refusal_line
 from transforms.read import KNOWN_SUFFIXES, SPREAD, InputSpec, PlanRanges, ReadDocuments, infer_format
 from transforms.storage import absolute, checksum, delete_tree, exists, has_files, is_remote, join, match, read_bytes, temporary_dir, write_bytes
 from transforms.tokenize import TokenizeDocuments
-from transforms.tokenizer import TokenizerError, TokenizerFiles, read_tokenizer_files
+from transforms.tokenizer import COPY_DIR, TokenizerError, TokenizerFiles, read_tokenizer_files
 from transforms.vocab import DEFAULT_EXTRA_IDS, Vocab
 from transforms.write import SortDeadLetters, WriteDeadLetters, WriteEmptyShards, WriteShard, key_by_window
 
@@ -466,6 +466,7 @@ def run_plan(plan: BuildPlan, beam_args=(), show_progress: bool = True, quiet: b
         refused = refusal_line(e)
         if refused is None:
             raise
+        delete_tree(join(plan.version_dir, COPY_DIR))
         raise NotPublishable(refused) from None
     manifest_path = join(plan.version_dir, MANIFEST)
     if not exists(manifest_path):

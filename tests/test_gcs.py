@@ -52,4 +52,4 @@ def test_rebuild_from_gcs_to_gcs(gcs, sample_docs, tokenizer_path):
     assert {f.split("/")[1] for f in files if f.startswith("versions/")} == {second}
     assert not [f for f in files if ".tmp" in f]
     code, report = run_cli("verify", out)
-    assert code == 0 and report.startswith(f"OK: {out}/versions/{second}: 6 files")
+    assert code == 0 and report.startswith(f"OK: {out}/versions/{second}: 7 files"), report

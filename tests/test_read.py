@@ -157,7 +157,7 @@ def test_one_big_compressed_file_is_tokenized_on_every_worker(tmp_path, sample_d
     import os
 
     from corpus_tools import IN_MEMORY, TWO_PROCESSES, assert_identical_shards, build
-    from pipelines.build import BuildCorpus, plan_build
+    from pipelines.build import BuildCorpus, plan_build, write_tokenizer_copy
     from pipelines.config import BuildConfig
     from runners.local import run
 
@@ -173,6 +173,7 @@ def test_one_big_compressed_file_is_tokenized_on_every_worker(tmp_path, sample_d
     plan = plan_build(BuildConfig(**options, output=str(tmp_path / "two"), read_range_mb=1))
     progress = tmp_path / "progress"
     progress.mkdir()
+    write_tokenizer_copy(plan)
     run(lambda p, _: p | BuildCorpus(plan, str(progress)), TWO_PROCESSES, show_progress=False)
     tokenizing = {name.split("-")[0] for name in os.listdir(progress) if json.loads((progress / name).read_text())["documents"]}
     assert len(tokenizing) == 2, tokenizing

@@ -189,7 +189,7 @@ def test_terminal_table_sample_and_progress(built):
 def test_dead_letters_are_shown(tmp_path, sp):
     corpus = tmp_path / "bad.jsonl"
     corpus.write_text('{"id": "a", "text": "A fine sentence here. And another one."}\n{"id": "b", "text": 7}\nnot json\n' * 3)
-    _, version_dir = build(tmp_path / "out", "--input", corpus, "--objective", "clm", "--seq-len", 16, "--num-shards", 1)
+    _, version_dir = build(tmp_path / "out", "--input", corpus, "--objective", "clm", "--seq-len", 16, "--num-shards", 1, "--max-drop-fraction", 0.9)
     page = tmp_path / "report.html"
     assert run_cli("report", version_dir, "--html", page)[0] == 0
     text = page.read_text(encoding="utf-8")
